@@ -1,0 +1,166 @@
+"""Typed params: `params.yaml` parsed once, bad values rejected with the key that is wrong.
+
+Every stage calls `load_params()` first, so a bad value stops the first stage that runs
+with one line such as::
+
+    params.yaml: train.learning_rate = -1.0: Input should be greater than 0
+
+Unknown keys are errors too (a typo such as `train.epoch` would otherwise be ignored).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from stages.errors import PipelineError
+
+PARAMS_FILE = Path("params.yaml")
+
+Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SplitParams(Strict):
+    train: Fraction = 0.7
+    val: Fraction = 0.15
+    test: Fraction = 0.15
+
+    @model_validator(mode="after")
+    def _sums_to_one(self) -> SplitParams:
+        total = self.train + self.val + self.test
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"train + val + test must sum to 1, got {total:g}")
+        if min(self.train, self.val, self.test) <= 0:
+            raise ValueError("every split ratio must be > 0 (train, val and test are all used)")
+        return self
+
+
+class SyntheticParams(Strict):
+    images_per_class: Annotated[int, Field(ge=10)] = 500
+    image_size: Annotated[int, Field(ge=16, le=1024)] = 150
+
+
+class DataParams(Strict):
+    source: Literal["synthetic", "path"] = "synthetic"
+    path: str | None = None
+    classes: list[str] | None = None
+    split: SplitParams = SplitParams()
+    synthetic: SyntheticParams = SyntheticParams()
+
+    @model_validator(mode="after")
+    def _path_given(self) -> DataParams:
+        if self.source == "path" and not self.path:
+            raise ValueError("source 'path' needs data.path: a folder with one sub-folder per class")
+        if self.classes is not None and len(set(self.classes)) < 2:
+            raise ValueError("data.classes needs at least 2 distinct class names (or null to use every folder)")
+        return self
+
+
+class ImagesParams(Strict):
+    size: tuple[Annotated[int, Field(ge=16, le=1024)], Annotated[int, Field(ge=16, le=1024)]] = (150, 150)
+
+
+class AugmentParams(Strict):
+    enabled: bool = True
+    horizontal_flip: bool = True
+    rotation: Annotated[float, Field(ge=0.0, le=0.5)] = 0.1
+    zoom: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
+
+
+class ModelParams(Strict):
+    filters: Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)] = [32, 64, 128]
+    dense_units: Annotated[int, Field(ge=1)] = 128
+    dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.5
+
+
+class TrainParams(Strict):
+    epochs: Annotated[int, Field(ge=1)] = 8
+    learning_rate: Annotated[float, Field(gt=0.0, le=10.0)] = 0.001
+    batch_size: Annotated[int, Field(ge=1, le=4096)] = 32
+
+
+class ValidateParams(Strict):
+    min_images_per_class: Annotated[int, Field(ge=1)] = 10
+
+
+class MlflowParams(Strict):
+    experiment_name: Annotated[str, Field(min_length=1)] = "image-classifier"
+
+
+Metric = Literal["accuracy", "precision", "recall", "f1", "roc_auc", "loss"]
+
+
+class RegisterParams(Strict):
+    model_name: Annotated[str, Field(min_length=1)] = "image-classifier"
+    metric: Metric = "accuracy"
+
+
+class Params(Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    seed: int = 42
+    data: DataParams = DataParams()
+    images: ImagesParams = ImagesParams()
+    augment: AugmentParams = AugmentParams()
+    model: ModelParams = ModelParams()
+    train: TrainParams = TrainParams()
+    # `validate` and `register` would shadow pydantic's own methods, hence the aliases.
+    validation: ValidateParams = Field(ValidateParams(), alias="validate")
+    mlflow: MlflowParams = MlflowParams()
+    registry: RegisterParams = Field(RegisterParams(), alias="register")
+
+
+def _describe(error: dict) -> str:
+    key = ".".join(str(part) for part in error["loc"])
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        return f"{key}: unknown key (typo?); see params.yaml comments for the keys that exist"
+    if error["type"] == "missing":
+        return f"{key}: missing"
+    if error["type"] == "literal_error":
+        message = f"not allowed; {message[0].lower()}{message[1:]}"
+    value = error.get("input")
+    shown = f" = {value!r}" if key and not isinstance(value, dict) else ""
+    return f"{key or '(top level)'}{shown}: {message}"
+
+
+def parse_params(raw: dict, source: str = str(PARAMS_FILE)) -> Params:
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as error:
+        lines = [f"{source}: {_describe(e)}" for e in error.errors()]
+        raise PipelineError("\n".join(lines)) from None
+
+
+def load_params(path: Path = PARAMS_FILE) -> Params:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise PipelineError(f"{path} not found: run the stages from the repository root") from None
+    except yaml.YAMLError as error:
+        raise PipelineError(f"{path} is not valid YAML: {error}") from None
+    if not isinstance(raw, dict):
+        raise PipelineError(f"{path} must be a mapping of sections (seed, data, train, ...)")
+    return parse_params(raw, str(path))
+
+
+def flatten(params: Params) -> dict[str, object]:
+    """Dotted keys (`train.learning_rate`) for logging and hashing."""
+    flat: dict[str, object] = {}
+
+    def walk(prefix: str, value: object) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(f"{prefix}.{key}" if prefix else key, item)
+        else:
+            flat[prefix] = value
+
+    walk("", params.model_dump(mode="json", by_alias=True))
+    return flat
