@@ -58,16 +58,20 @@ def connect() -> str:
     return uri
 
 
+def local_artifact_root(uri: str) -> str | None:
+    """`mlartifacts/` beside a SQLite store's file; None for a server, which decides itself."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").resolve().as_uri()
+
+
 def ensure_experiment(name: str) -> str:
-    """The experiment's id, creating it with artifacts beside the SQLite store if needed."""
+    """The experiment's id, creating it (artifacts beside a SQLite store) if needed."""
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
-    artifact_location = None
-    if "MLFLOW_TRACKING_URI" not in os.environ:
-        artifact_location = (project_root() / "mlartifacts").as_uri()
     try:
-        return mlflow.create_experiment(name, artifact_location=artifact_location)
+        return mlflow.create_experiment(name, artifact_location=local_artifact_root(mlflow.get_tracking_uri()))
     except MlflowException:  # created meanwhile by a concurrent run
         return mlflow.get_experiment_by_name(name).experiment_id
 
