@@ -96,11 +96,28 @@ def run(params: Params) -> dict[str, float]:
 
     with tracking.resume_run():
         mlflow.log_metrics({f"test_{k}": v for k, v in scores.items()})
-        for artifact in (paths.METRICS, paths.CONFUSION, paths.ROC, paths.HISTORY, paths.VALIDATION_REPORT):
-            if artifact.exists():
-                mlflow.log_artifact(str(artifact), artifact_path="reports")
+        for artifact in (paths.METRICS, paths.CONFUSION, paths.ROC, paths.HISTORY):
+            mlflow.log_artifact(str(artifact), artifact_path="reports")
+        log_figures(files, y_true, probs, classes)
     print("evaluate: " + ", ".join(f"{k}={v:.4g}" for k, v in scores.items()))
     return scores
+
+
+def log_figures(files: list[str], y_true: np.ndarray, probs: np.ndarray, classes: list[str]) -> None:
+    """The PNGs the MLflow UI shows for this run (DVC renders its own from the CSVs)."""
+    import matplotlib.pyplot as plt
+
+    from stages import figures
+
+    made = {
+        "plots/training_curves.png": figures.training_curves(pd.read_csv(paths.HISTORY)),
+        "plots/confusion_matrix.png": figures.confusion_matrix(y_true, probs.argmax(axis=1), classes),
+        "plots/roc_pr_curves.png": figures.roc_pr_curves(y_true, probs, classes),
+        "plots/misclassified.png": figures.misclassified_gallery(files, y_true, probs, classes),
+    }
+    for name, figure in made.items():
+        mlflow.log_figure(figure, name)
+        plt.close(figure)
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ import subprocess
 from pathlib import Path
 
 import mlflow
+import yaml
 from mlflow.exceptions import MlflowException
 
 from stages import paths
@@ -49,6 +50,11 @@ def connect() -> str:
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
     try:
+        if uri.startswith(("http://", "https://")):
+            # A quick probe: MLflow's own client retries with backoff for minutes.
+            import requests
+
+            requests.get(f"{uri.rstrip('/')}/health", timeout=10).raise_for_status()
         mlflow.search_experiments(max_results=1)
     except Exception as error:  # any failure here means the store is unusable
         raise PipelineError(
@@ -76,23 +82,53 @@ def ensure_experiment(name: str) -> str:
         return mlflow.get_experiment_by_name(name).experiment_id
 
 
+def _git(root: Path, *args: str) -> str:
+    result = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
+    return result.stdout.strip() if result.returncode == 0 else ""
+
+
 def git_tags(root: Path) -> dict[str, str]:
     """Commit, dirty flag and branch of the repository, when it is a git checkout."""
-
-    def git(*args: str) -> str:
-        result = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=False)
-        return result.stdout.strip() if result.returncode == 0 else ""
-
-    commit = git("rev-parse", "HEAD")
+    commit = _git(root, "rev-parse", "HEAD")
     if not commit:
         return {}
-    dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
     return {
         "mlflow.source.git.commit": commit,
         "git.commit": commit,
-        "git.dirty": str(dirty).lower(),
-        "git.branch": git("rev-parse", "--abbrev-ref", "HEAD"),
+        "git.dirty": str(bool(_git(root, "status", "--porcelain", "--untracked-files=no"))).lower(),
+        "git.branch": _git(root, "rev-parse", "--abbrev-ref", "HEAD"),
     }
+
+
+def dvc_tags() -> dict[str, str]:
+    """The DVC experiment's name and baseline commit, set by `dvc exp run`."""
+    names = {"DVC_EXP_NAME": "dvc.exp_name", "DVC_EXP_BASELINE_REV": "dvc.baseline_rev"}
+    return {tag: os.environ[var] for var, tag in names.items() if os.environ.get(var)}
+
+
+def describe_changes(current: dict[str, object], committed: dict[str, object], limit: int = 3) -> str:
+    """`key=value` for each param that differs from the committed params.yaml."""
+    changed = [f"{k}={current[k]}" for k in sorted(current) if committed.get(k, object()) != current[k]]
+    if len(changed) > limit:
+        changed = changed[:limit] + [f"+{len(changed) - limit} more"]
+    return " ".join(changed)
+
+
+def run_name(root: Path, flat_params: dict[str, object]) -> str:
+    """The DVC experiment name under `dvc exp run`; else short commit + params changed since it."""
+    if os.environ.get("DVC_EXP_NAME"):
+        return os.environ["DVC_EXP_NAME"]
+    commit = _git(root, "rev-parse", "--short", "HEAD") or "no-git"
+    committed_yaml = _git(root, "show", f"HEAD:{paths.PARAMS.as_posix()}")
+    if not committed_yaml:
+        return commit
+    from stages.params import flatten, parse_params
+
+    try:
+        committed = flatten(parse_params(yaml.safe_load(committed_yaml)))
+    except PipelineError:  # the committed params predate a schema change
+        return commit
+    return f"{commit} {describe_changes(flat_params, committed)}".strip()
 
 
 def params_hash(flat_params: dict[str, object]) -> str:

@@ -21,7 +21,7 @@ from mlflow.models import infer_signature  # noqa: E402
 from stages import paths, tracking  # noqa: E402
 from stages.dataset import make_dataset  # noqa: E402
 from stages.errors import run_main  # noqa: E402
-from stages.files import atomic_path, write_json  # noqa: E402
+from stages.files import atomic_path, read_json, write_json  # noqa: E402
 from stages.manifest import digest, read_manifest  # noqa: E402
 from stages.model import loss_for, make_augmentation, make_model  # noqa: E402
 from stages.params import Params, flatten, load_params  # noqa: E402
@@ -63,21 +63,20 @@ def run(params: Params) -> str:
     )
 
     flat_params = flatten(params)
+    root = tracking.project_root()
     tags = {
-        **tracking.git_tags(tracking.project_root()),
+        **tracking.git_tags(root),
+        **tracking.dvc_tags(),
         "params_hash": tracking.params_hash(flat_params),
         "data_digest": digest(manifest),
         "pipeline_version": PIPELINE_VERSION,
         "classes": ",".join(classes),
     }
-    if os.environ.get("DVC_EXP_NAME"):
-        tags["dvc.exp_name"] = os.environ["DVC_EXP_NAME"]
-    if os.environ.get("DVC_EXP_BASELINE_REV"):
-        tags["dvc.baseline_rev"] = os.environ["DVC_EXP_BASELINE_REV"]
-    run_name = os.environ.get("DVC_EXP_NAME") or f"{tags.get('git.commit', 'nogit')[:7]}-{tags['params_hash'][:6]}"
+    run_name = tracking.run_name(root, flat_params)
 
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
         mlflow.log_params(flat_params)
+        log_data(manifest, params)
         started = time.perf_counter()
         history = model.fit(train_ds, validation_data=val_ds, epochs=params.train.epochs,
                             callbacks=[EpochLogger()], verbose=2)
@@ -109,6 +108,19 @@ def run(params: Params) -> str:
         })
     print(f"train: run {run.info.run_id} in {tracking.tracking_uri()}; model -> {paths.MODEL}")
     return run.info.run_id
+
+
+def log_data(manifest: pd.DataFrame, params: Params) -> None:
+    """The dataset as an MLflow input (digest, source, per-split counts) + the validation summary."""
+    name = params.data.path if params.data.source == "path" else f"synthetic(seed={params.seed})"
+    dataset = mlflow.data.from_pandas(manifest[["path", "label", "split", "sha256"]], source=str(paths.MANIFEST),
+                                      name=name, digest=digest(manifest))
+    counts = manifest.groupby("split").size()
+    mlflow.log_input(dataset, context="training",
+                     tags={f"{split}_images": str(int(counts.get(split, 0))) for split in ("train", "val", "test")})
+    report = read_json(paths.VALIDATION_REPORT, produced_by="validate")
+    mlflow.log_metrics({"data_images": report["images"], "data_undecodable": report["undecodable"]})
+    mlflow.log_artifact(str(paths.VALIDATION_REPORT), artifact_path="reports")
 
 
 def _version(package: str) -> str:

@@ -3,57 +3,18 @@
 About a minute on 2 cores. Run the quick tests alone with `pytest -m "not e2e"`.
 """
 
-import os
-import shutil
-import subprocess
-import sys
+import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
-import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-
-TINY = {
-    "data": {"synthetic": {"images_per_class": 30, "image_size": 32}},
-    "images": {"size": [32, 32]},
-    "model": {"filters": [8, 16, 32], "dense_units": 16},
-    "train": {"epochs": 1, "batch_size": 16},
-    "register": {"model_name": "e2e-model"},
-}
-
-
-def merge(base: dict, override: dict) -> dict:
-    return {k: merge(base[k], v) if isinstance(v, dict) else v for k, v in override.items()} | {
-        k: v for k, v in base.items() if k not in override
-    }
-
-
-def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "DVC_"))}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # this venv's python and dvc
-    result = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-    if check and result.returncode != 0:
-        pytest.fail(f"{' '.join(cmd)} exited {result.returncode}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
-    return result
+from tests.pipeline_repo import make_repo, run, set_params
 
 
 @pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    """A git + DVC repo holding the project's files (as in the working tree) and tiny params."""
-    repo = tmp_path_factory.mktemp("e2e") / "repo"
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                            capture_output=True, text=True, check=True).stdout.splitlines()
-    for name in listed:
-        if (ROOT / name).is_file():
-            (repo / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / name, repo / name)
-    params = merge(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY)
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "e2e@example.com"],
-                ["git", "config", "user.name", "e2e"], ["git", "add", "-A"], ["git", "commit", "-qm", "e2e"]):
-        run(cmd, repo)
-    return repo
+def repo(tmp_path_factory):
+    return make_repo(tmp_path_factory.mktemp("e2e") / "repo")
 
 
 def mlflow_client(repo: Path):
@@ -65,10 +26,6 @@ def mlflow_client(repo: Path):
 @pytest.mark.e2e
 def test_dvc_repro_runs_every_stage_and_logs_to_mlflow(repo):
     run(["dvc", "repro"], repo)
-
-    import json
-
-    import pandas as pd
 
     manifest = pd.read_csv(repo / "data/manifest.csv")
     assert len(manifest) == 60 and set(manifest["split"]) == {"train", "val", "test"}
@@ -117,9 +74,7 @@ def test_dvc_exp_run_changes_a_param_and_logs_a_second_run(repo):
 
 @pytest.mark.e2e
 def test_bad_param_stops_the_stage_with_one_clear_line(repo):
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["train"]["learning_rate"] = -1
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    set_params(repo, {"train": {"learning_rate": -1}})
     failed = run(["dvc", "repro"], repo, check=False)
     assert failed.returncode != 0
     output = failed.stdout + failed.stderr

@@ -31,3 +31,13 @@ def test_artifacts_sit_beside_a_sqlite_store():
 
 def test_params_hash_depends_on_values():
     assert params_hash({"a": 1}) == params_hash({"a": 1}) != params_hash({"a": 2})
+
+
+def test_describe_changes_lists_changed_params_only():
+    from stages.tracking import describe_changes
+
+    committed = {"train.epochs": 10, "train.learning_rate": 0.001, "seed": 42}
+    assert describe_changes(committed, committed) == ""
+    assert describe_changes({**committed, "train.epochs": 2}, committed) == "train.epochs=2"
+    many = {k: v for k, v in committed.items()} | {"train.epochs": 1, "seed": 1, "train.learning_rate": 1.0}
+    assert describe_changes(many, committed, limit=2) == "seed=1 train.epochs=1 +1 more"
