@@ -12,6 +12,7 @@ from pathlib import Path
 import tensorflow as tf
 
 AUTOTUNE = tf.data.AUTOTUNE
+DISK_SHUFFLE_BUFFER = 4096  # images held for shuffling when the cache is on disk
 
 
 def load_image(path: tf.Tensor, size: Sequence[int]) -> tf.Tensor:
@@ -21,18 +22,31 @@ def load_image(path: tf.Tensor, size: Sequence[int]) -> tf.Tensor:
     return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
 
 
+def cache_bytes(n_images: int, size: Sequence[int]) -> int:
+    """RAM the uint8 cache of `n_images` decoded images takes."""
+    return n_images * int(size[0]) * int(size[1]) * 3
+
+
 def make_dataset(
     files: Sequence[Path | str],
     labels: Sequence[int],
     size: Sequence[int],
     batch_size: int,
     shuffle_seed: int | None = None,
+    cache_file: Path | None = None,
 ) -> tf.data.Dataset:
-    """Batches of (float32 images 0-255, int labels); shuffled each epoch when a seed is given."""
+    """Batches of (float32 images 0-255, int labels); shuffled each epoch when a seed is given.
+
+    Decoded images are cached in memory, or in `cache_file` on disk when given (for datasets
+    larger than RAM: the first epoch writes it, later epochs stream it instead of decoding).
+    """
     ds = tf.data.Dataset.from_tensor_slices(([str(f) for f in files], list(labels)))
     ds = ds.map(lambda f, y: (load_image(f, size), y), num_parallel_calls=AUTOTUNE, deterministic=True)
-    ds = ds.cache()
+    ds = ds.cache(str(cache_file) if cache_file else "")
     if shuffle_seed is not None:
-        ds = ds.shuffle(len(files), seed=shuffle_seed, reshuffle_each_iteration=True)
+        # A full-dataset buffer is a perfect shuffle but holds every image in RAM, which a
+        # disk cache exists to avoid; there the buffer is capped.
+        buffer = len(files) if cache_file is None else min(len(files), DISK_SHUFFLE_BUFFER)
+        ds = ds.shuffle(buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size).map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=AUTOTUNE)
     return ds.prefetch(AUTOTUNE)

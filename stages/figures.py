@@ -90,3 +90,20 @@ def misclassified_gallery(
     fig.suptitle(f"Misclassified test images ({(y_pred != y_true).sum()} of {len(y_true)})")
     fig.tight_layout()
     return fig
+
+
+def augmentation_grid(originals: np.ndarray, variants: list[np.ndarray]) -> Figure:
+    """One row per image: the original, then each augmented variant (uint8 arrays)."""
+    rows, columns = len(originals), 1 + len(variants)
+    fig, axes = plt.subplots(rows, columns, figsize=(2 * columns, 2 * rows), squeeze=False)
+    for row in range(rows):
+        for column in range(columns):
+            ax = axes[row, column]
+            ax.imshow(originals[row] if column == 0 else variants[column - 1][row])
+            ax.axis("off")
+            if row == 0:
+                ax.set_title("original" if column == 0 else f"augmented {column}", fontsize=9)
+    if not variants:
+        fig.suptitle("augmentation is off (augment.enabled: false)")
+    fig.tight_layout()
+    return fig

@@ -14,11 +14,15 @@ from stages.params import AugmentParams, ModelParams
 
 
 def make_augmentation(augment: AugmentParams, seed: int) -> list[layers.Layer]:
-    """Keras preprocessing layers for `augment.*`; empty when augmentation is off.
+    """Keras preprocessing layers for `augment.*` (each 0 = off); empty when augmentation is off.
 
-    They sit inside the model (active only in training) rather than in the tf.data
-    pipeline: a seeded random layer keeps its RNG state in a model variable, which
-    advances every step; mapped inside tf.data the seeded layers are traced once.
+    They sit inside the model, active only in training, for two measured reasons:
+    - a seeded random layer mapped over a tf.data pipeline draws the *same* transformation
+      for every batch of an epoch (its RNG state cannot advance inside the traced map
+      function); in the model the state is a variable that advances every step;
+    - on 2 CPU cores the convolutions already keep both cores busy, so moving augmentation
+      off the training step buys little (benchmarks/train_throughput.py measures it), and
+      on an accelerator in-model augmentation runs on the device, which is the fast place.
     """
     if not augment.enabled:
         return []
@@ -29,6 +33,13 @@ def make_augmentation(augment: AugmentParams, seed: int) -> list[layers.Layer]:
         augmentation.append(layers.RandomRotation(augment.rotation, fill_mode="reflect", seed=seed + 1))
     if augment.zoom > 0:
         augmentation.append(layers.RandomZoom(augment.zoom, fill_mode="reflect", seed=seed + 2))
+    if augment.translation > 0:
+        augmentation.append(layers.RandomTranslation(augment.translation, augment.translation,
+                                                     fill_mode="reflect", seed=seed + 3))
+    if augment.contrast > 0:
+        augmentation.append(layers.RandomContrast(augment.contrast, value_range=(0, 255), seed=seed + 4))
+    if augment.brightness > 0:
+        augmentation.append(layers.RandomBrightness(augment.brightness, value_range=(0, 255), seed=seed + 5))
     return augmentation
 
 
@@ -50,10 +61,11 @@ def make_model(
     x = layers.Flatten()(x)
     x = layers.Dropout(params.dropout)(x)
     x = layers.Dense(params.dense_units, activation="relu")(x)
+    # The output stays float32 under mixed precision: a float16 sigmoid/softmax loses accuracy.
     if num_classes == 2:
-        outputs = layers.Dense(1, activation="sigmoid", name="probability")(x)
+        outputs = layers.Dense(1, activation="sigmoid", name="probability", dtype="float32")(x)
     else:
-        outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+        outputs = layers.Dense(num_classes, activation="softmax", name="probabilities", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="cnn")
 
 

@@ -65,6 +65,7 @@ class DataParams(Strict):
 
 class ImagesParams(Strict):
     size: tuple[Annotated[int, Field(ge=16, le=1024)], Annotated[int, Field(ge=16, le=1024)]] = (150, 150)
+    cache_max_gb: Annotated[float, Field(ge=0.0)] = 4.0
 
 
 class AugmentParams(Strict):
@@ -72,6 +73,9 @@ class AugmentParams(Strict):
     horizontal_flip: bool = True
     rotation: Annotated[float, Field(ge=0.0, le=0.5)] = 0.1
     zoom: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.1
+    translation: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    contrast: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
+    brightness: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
 
 
 class ModelParams(Strict):
@@ -80,10 +84,22 @@ class ModelParams(Strict):
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.5
 
 
+class EarlyStoppingParams(Strict):
+    patience: Annotated[int, Field(ge=0)] = 0
+    monitor: Literal["val_loss", "val_accuracy"] = "val_loss"
+
+
 class TrainParams(Strict):
     epochs: Annotated[int, Field(ge=1)] = 8
     learning_rate: Annotated[float, Field(gt=0.0, le=10.0)] = 0.001
     batch_size: Annotated[int, Field(ge=1, le=4096)] = 32
+    optimizer: Literal["adam", "sgd", "rmsprop"] = "adam"
+    lr_schedule: Literal["constant", "cosine"] = "constant"
+    early_stopping: EarlyStoppingParams = EarlyStoppingParams()
+    class_weight: Literal["none", "balanced"] = "none"
+    deterministic: bool = False
+    mixed_precision: bool = False
+    jit_compile: bool = False
 
 
 class ValidateParams(Strict):

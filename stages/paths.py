@@ -14,12 +14,15 @@ REPORTS = Path("reports")
 VALIDATION_REPORT = REPORTS / "validation.json"
 DATA_DOCS = REPORTS / "data_docs"
 
+CACHE_DIR = Path(".cache")  # scratch space (disk cache of decoded images), git-ignored
+
 MODEL = Path("models/model.keras")
 RUN_INFO = Path("models/mlflow_run.json")  # train: the MLflow run later stages log into
 
 METRICS = REPORTS / "metrics.json"
 PLOTS = REPORTS / "plots"
 HISTORY = PLOTS / "history.csv"
+AUGMENTATION_PREVIEW = PLOTS / "augmentation.png"
 CONFUSION = PLOTS / "confusion.csv"
 ROC = PLOTS / "roc.csv"
 REGISTER_DECISION = REPORTS / "register.json"

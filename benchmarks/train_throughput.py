@@ -1,0 +1,154 @@
+"""Input pipeline and training throughput, against the seed's ImageDataGenerator, in one process.
+
+    pip install -e '.[bench]' && python benchmarks/train_throughput.py [--images-per-class 500] [--epochs 2]
+
+On the same generated 150x150 JPEGs it measures images/second for
+  (a) baseline: tf_keras ImageDataGenerator.flow_from_directory with the seed's augmentation
+      (rescale, rotation, zoom, horizontal flip), one pass;
+  (b) our tf.data input pipeline alone: first epoch (read + decode + resize) and cached epochs;
+  (c) compute only: the model's train step on one in-memory batch, repeated (no input cost);
+  (d) our end-to-end training: `fit` on (b) with in-model augmentation;
+  (e) `fit` fed by (a) (the same CNN without augmentation layers: the generator augments);
+plus (d) with deterministic ops and with XLA, the fraction of step time spent waiting for
+input, and ratios against (a). Machines here are noisy, so every number comes from this one
+process and the ratios are what to compare. Results -> reports/benchmarks/train_throughput.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from stages import synthetic  # noqa: E402
+from stages.dataset import make_dataset  # noqa: E402
+from stages.model import loss_for, make_augmentation, make_model  # noqa: E402
+from stages.params import AugmentParams, ModelParams  # noqa: E402
+
+SIZE = (150, 150)
+BATCH = 32
+OUT = Path("reports/benchmarks/train_throughput.json")
+
+
+def rate(n_images: int, seconds: float) -> float:
+    return n_images / seconds
+
+
+def timed(fn) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
+def compiled_model(augment: bool, jit_compile: bool = False) -> keras.Model:
+    layers = make_augmentation(AugmentParams(), seed=1) if augment else []
+    model = make_model((*SIZE, 3), 2, ModelParams(), layers)
+    model.compile(keras.optimizers.Adam(1e-3), loss_for(2), metrics=["accuracy"], jit_compile=jit_compile)
+    return model
+
+
+def baseline_generator(folder: Path):
+    from tf_keras.preprocessing.image import ImageDataGenerator
+
+    # The seed's augmentation: rescale, rotate 36 degrees (= our rotation 0.1 of a turn), zoom, flip.
+    generator = ImageDataGenerator(rescale=1.0 / 255, rotation_range=36, zoom_range=0.1, horizontal_flip=True)
+    return generator.flow_from_directory(folder, target_size=SIZE, batch_size=BATCH, class_mode="binary", seed=1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images-per-class", type=int, default=500)
+    parser.add_argument("--epochs", type=int, default=2, help="timed epochs of fit per variant (after a warm-up)")
+    args = parser.parse_args()
+    keras.utils.set_random_seed(1)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        synthetic.write_dataset(folder, args.images_per_class, SIZE[0], seed=1)
+        files = sorted(str(p) for p in folder.glob("*/*.jpg"))
+        labels = [synthetic.CLASSES.index(Path(f).parent.name) for f in files]
+        n = len(files)
+        results: dict[str, float] = {}
+
+        # (a) the seed's ImageDataGenerator, one pass over the data.
+        iterator = baseline_generator(folder)
+        results["a_imagedatagenerator"] = rate(n, timed(lambda: [iterator[i] for i in range(len(iterator))]))
+
+        # (b) our input pipeline alone: epoch 1 decodes and fills the cache, later epochs replay it.
+        ds = make_dataset(files, labels, SIZE, BATCH, shuffle_seed=1)
+        results["b_pipeline_first_epoch"] = rate(n, timed(lambda: [None for _ in ds]))
+        results["b_pipeline_cached_epoch"] = rate(2 * n, timed(lambda: [[None for _ in ds] for _ in range(2)]))
+
+        # (c) compute only: one in-memory batch repeated, so input costs nothing.
+        model = compiled_model(augment=True)
+        x, y = next(iter(ds))
+        steps = n // BATCH
+        in_memory = tf.data.Dataset.from_tensors((x, y)).repeat(steps).prefetch(2)
+        model.fit(in_memory, epochs=1, verbose=0)  # warm-up: tracing and allocation
+        results["c_compute_only"] = rate(steps * BATCH * args.epochs,
+                                         timed(lambda: model.fit(in_memory, epochs=args.epochs, verbose=0)))
+
+        # (d) end to end: our pipeline (cached) + in-model augmentation + the model.
+        def end_to_end(model: keras.Model) -> float:
+            model.fit(ds, epochs=1, verbose=0)  # warm-up epoch
+            return rate(n * args.epochs, timed(lambda: model.fit(ds, epochs=args.epochs, verbose=0)))
+
+        results["d_end_to_end"] = end_to_end(compiled_model(augment=True))
+        results["d_without_augmentation"] = end_to_end(compiled_model(augment=False))
+        results["d_xla"] = end_to_end(compiled_model(augment=True, jit_compile=True))
+
+        # (e) fit fed by the seed's generator (it augments; the model does not).
+        def generator_epoch():
+            for i in range(len(iterator)):
+                yield iterator[i]
+
+        model = compiled_model(augment=False)
+        model.fit(generator_epoch(), steps_per_epoch=len(iterator), epochs=1, verbose=0)
+        results["e_fit_on_imagedatagenerator"] = rate(
+            n, timed(lambda: model.fit(generator_epoch(), steps_per_epoch=len(iterator), epochs=1, verbose=0)))
+
+        # Deterministic ops last: the switch cannot be turned off again in this process.
+        tf.config.experimental.enable_op_determinism()
+        results["d_deterministic_ops"] = end_to_end(compiled_model(augment=True))
+
+    base = results["a_imagedatagenerator"]
+    report = {
+        "images": n,
+        "image_size": list(SIZE),
+        "batch_size": BATCH,
+        "cpu_cores": os.cpu_count(),
+        "images_per_second": {k: round(v, 1) for k, v in results.items()},
+        "ratio_to_a": {k: round(v / base, 2) for k, v in results.items()},
+        "d_over_c": round(results["d_end_to_end"] / results["c_compute_only"], 3),
+        "input_wait_fraction": round(max(0.0, 1 - results["d_end_to_end"] / results["c_compute_only"]), 3),
+        "epoch_speedup_d_over_e": round(results["d_end_to_end"] / results["e_fit_on_imagedatagenerator"], 2),
+        "deterministic_cost": round(1 - results["d_deterministic_ops"] / results["d_end_to_end"], 3),
+        "xla_speedup": round(results["d_xla"] / results["d_end_to_end"], 2),
+    }
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(report, indent=2) + "\n")
+
+    print(f"\n{n} images {SIZE[0]}x{SIZE[1]}, batch {BATCH}, {os.cpu_count()} CPU cores\n")
+    print(f"| {'measure':34} | {'images/s':>9} | {'x (a)':>6} |")
+    print(f"|{'-' * 36}|{'-' * 11}|{'-' * 8}|")
+    for key, value in results.items():
+        print(f"| {key:34} | {value:9.1f} | {value / base:6.2f} |")
+    print(f"\n(d)/(c) = {report['d_over_c']}  input wait ~ {report['input_wait_fraction']:.1%} of step time")
+    print(f"epoch of (d) is {report['epoch_speedup_d_over_e']}x faster than (e)")
+    print(f"deterministic ops cost {report['deterministic_cost']:.1%}; XLA speedup {report['xla_speedup']}x")
+    print(f"-> {OUT}")
+
+
+if __name__ == "__main__":
+    main()

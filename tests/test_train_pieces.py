@@ -1,0 +1,55 @@
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from stages.dataset import cache_bytes, make_dataset  # noqa: E402
+from stages.model import make_augmentation  # noqa: E402
+from stages.params import AugmentParams, TrainParams  # noqa: E402
+from stages.train import class_weights, make_callbacks, make_optimizer  # noqa: E402
+from tests.helpers import image_tree  # noqa: E402
+
+
+def test_balanced_class_weights_equalise_the_classes():
+    labels = [0] * 90 + [1] * 10
+    weights = class_weights(labels, 2, "balanced")
+    assert weights[0] * 90 == pytest.approx(weights[1] * 10)
+    assert class_weights(labels, 2, "none") is None
+
+
+@pytest.mark.parametrize("name, expected", [("adam", "Adam"), ("sgd", "SGD"), ("rmsprop", "RMSprop")])
+def test_optimizer_and_schedule_from_params(name, expected):
+    optimizer = make_optimizer(TrainParams(optimizer=name, lr_schedule="cosine", epochs=2), steps_per_epoch=5)
+    assert type(optimizer).__name__ == expected
+    assert type(optimizer.learning_rate).__name__ != "float"  # a schedule, not a constant
+
+
+def test_early_stopping_only_when_asked():
+    assert len(make_callbacks(TrainParams())) == 1
+    callbacks = make_callbacks(TrainParams(early_stopping={"patience": 2, "monitor": "val_accuracy"}))
+    assert callbacks[-1].patience == 2 and callbacks[-1].restore_best_weights
+
+
+def test_every_augmentation_knob_adds_its_layer():
+    knobs = AugmentParams(translation=0.1, contrast=0.2, brightness=0.1)
+    names = [type(layer).__name__ for layer in make_augmentation(knobs, 0)]
+    assert names == ["RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomContrast",
+                     "RandomBrightness"]
+
+
+@pytest.mark.parametrize("on_disk", [False, True])
+def test_dataset_batches_and_caches(tmp_path, on_disk):
+    image_tree(tmp_path / "img", {"a": 5, "b": 4}, size=20)
+    files = sorted((tmp_path / "img").glob("*/*.jpg"))
+    labels = [0 if f.parent.name == "a" else 1 for f in files]
+    cache = tmp_path / "cache" / "train" if on_disk else None
+    if cache:
+        cache.parent.mkdir()
+    ds = make_dataset(files, labels, (16, 12), batch_size=4, shuffle_seed=1, cache_file=cache)
+    first = [(x.numpy(), y.numpy()) for x, y in ds]
+    assert [x.shape for x, _ in first] == [(4, 16, 12, 3), (4, 16, 12, 3), (1, 16, 12, 3)]
+    assert sorted(np.concatenate([y for _, y in first]).tolist()) == sorted(labels)
+    second = [(x.numpy(), y.numpy()) for x, y in ds]
+    assert sorted(np.concatenate([y for _, y in second]).tolist()) == sorted(labels)  # replayed from the cache
+    assert bool(cache) == bool(cache and list(cache.parent.iterdir()))
+    assert cache_bytes(10, (150, 150)) == 675_000
