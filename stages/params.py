@@ -10,13 +10,16 @@ Unknown keys are errors too (a typo such as `train.epoch` would otherwise be ign
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from stages.errors import PipelineError
+from stages.presets import PRESETS
 
 PARAMS_FILE = Path("params.yaml")
 
@@ -47,20 +50,76 @@ class SyntheticParams(Strict):
     image_size: Annotated[int, Field(ge=16, le=1024)] = 150
 
 
+def _label(value: str) -> str:
+    # A label names a folder under data/raw: no separators, no leading dot.
+    if not re.fullmatch(r"[^\W_][\w.-]*", value):
+        raise ValueError("a label starts with a letter or digit and holds only letters, digits, '_', '-' and '.'")
+    return value
+
+
+def _sha256(value: str) -> str:
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", value):
+        raise ValueError("must be the archive's SHA-256 as 64 hex digits (what `sha256sum FILE` prints)")
+    return value.lower()
+
+
+def _url(value: str) -> str:
+    if urlsplit(value).scheme not in ("http", "https", "file"):
+        raise ValueError("must start with http://, https:// or file://")
+    return value
+
+
+Label = Annotated[str, AfterValidator(_label)]
+
+
+class DownloadParams(Strict):
+    retries: Annotated[int, Field(ge=0, le=20)] = 4
+    backoff_s: Annotated[float, Field(ge=0.0, le=60.0)] = 1.0
+    timeout_s: Annotated[float, Field(gt=0.0, le=600.0)] = 60.0
+
+
+class LimitsParams(Strict):
+    max_files: Annotated[int, Field(ge=1)] = 200_000
+    max_unpacked_mb: Annotated[int, Field(ge=1)] = 10_240
+
+
 class DataParams(Strict):
-    source: Literal["synthetic", "path"] = "synthetic"
+    source: Literal["synthetic", "url", "path"] = "synthetic"
+    preset: Literal[tuple(PRESETS)] | None = None  # type: ignore[valid-type]
+    url: Annotated[str, AfterValidator(_url)] | None = None
+    sha256: Annotated[str, AfterValidator(_sha256)] | None = None
     path: str | None = None
-    classes: list[str] | None = None
+    classes: list[Label] | None = None
+    class_map: dict[str, Label] = {}
     split: SplitParams = SplitParams()
+    download: DownloadParams = DownloadParams()
+    limits: LimitsParams = LimitsParams()
     synthetic: SyntheticParams = SyntheticParams()
 
     @model_validator(mode="after")
-    def _path_given(self) -> DataParams:
+    def _source_given(self) -> DataParams:
         if self.source == "path" and not self.path:
-            raise ValueError("source 'path' needs data.path: a folder with one sub-folder per class")
+            raise ValueError("source 'path' needs data.path: a folder with one sub-folder per class, "
+                             "or a .zip/.tar/.tar.gz/.tgz archive of one")
+        if self.source == "url" and not (self.url or self.preset):
+            raise ValueError("source 'url' needs data.url (an http(s):// or file:// URL of a .zip/.tar/.tar.gz "
+                             f"archive) or data.preset (one of {', '.join(PRESETS)})")
+        if self.preset and self.source != "url":
+            raise ValueError(f"preset {self.preset!r} needs source 'url' (a preset is a download)")
+        if self.preset and self.url:
+            raise ValueError("set data.preset or data.url, not both (the preset supplies the URL)")
         if self.classes is not None and len(set(self.classes)) < 2:
             raise ValueError("data.classes needs at least 2 distinct class names (or null to use every folder)")
         return self
+
+    @property
+    def archive_url(self) -> str | None:
+        return self.url or (PRESETS[self.preset].url if self.preset else None)
+
+    @property
+    def archive_sha256(self) -> str | None:
+        """The pinned hash: data.sha256 wins over the preset's."""
+        return self.sha256 or (PRESETS[self.preset].sha256 if self.preset else None)
 
 
 class ImagesParams(Strict):

@@ -6,11 +6,16 @@ from pathlib import Path
 
 PARAMS = Path("params.yaml")
 
+# fetch: verified archives, named by their sha256, kept across runs so a rerun does not
+# download again. Not a DVC output (DVC would delete it before each run) and git-ignored.
+DOWNLOAD_CACHE = Path(".cache/downloads")
+
 RAW_DIR = Path("data/raw")  # fetch: <class>/<file> images
 MANIFEST = Path("data/manifest.csv")  # fetch: path,label,split,bytes,sha256
 VALIDATED = Path("data/validated.csv")  # validate: the manifest rows fit for training
 
 REPORTS = Path("reports")
+FETCH_REPORT = REPORTS / "fetch.json"  # fetch: where the images came from, what was skipped
 VALIDATION_REPORT = REPORTS / "validation.json"
 DATA_DOCS = REPORTS / "data_docs"
 
@@ -26,3 +31,18 @@ AUGMENTATION_PREVIEW = PLOTS / "augmentation.png"
 CONFUSION = PLOTS / "confusion.csv"
 ROC = PLOTS / "roc.csv"
 REGISTER_DECISION = REPORTS / "register.json"
+
+
+def project_root(cwd: Path | None = None) -> Path:
+    """The repository the pipeline belongs to.
+
+    `dvc exp run --temp` and queued experiments run in a copy under
+    `<repo>/.dvc/tmp/exps/...`; they resolve to `<repo>` so that every run shares the
+    same MLflow store and download cache rather than a throw-away copy's.
+    """
+    cwd = (cwd or Path.cwd()).resolve()
+    parts = cwd.parts
+    for i in range(len(parts) - 2):
+        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
+            return Path(*parts[:i])
+    return cwd

@@ -24,21 +24,7 @@ from mlflow.exceptions import MlflowException
 from stages import paths
 from stages.errors import PipelineError
 from stages.files import read_json
-
-
-def project_root(cwd: Path | None = None) -> Path:
-    """The repository the pipeline belongs to.
-
-    `dvc exp run --temp` and queued experiments run in a copy under
-    `<repo>/.dvc/tmp/exps/...`; they resolve to `<repo>` so that every run lands in the
-    same default store rather than in a throw-away copy.
-    """
-    cwd = (cwd or Path.cwd()).resolve()
-    parts = cwd.parts
-    for i in range(len(parts) - 2):
-        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
-            return Path(*parts[:i])
-    return cwd
+from stages.paths import project_root
 
 
 def tracking_uri(root: Path | None = None) -> str:

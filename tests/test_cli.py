@@ -13,7 +13,7 @@ ENV = {"PYTHONPATH": str(Path(__file__).resolve().parents[1])}  # the stages pac
     "params, expected",
     [
         ("data:\n  source: ftp\n", "fetch: error: params.yaml: data.source = 'ftp': not allowed; "
-                                   "input should be 'synthetic' or 'path'"),
+                                   "input should be 'synthetic', 'url' or 'path'"),
         ("train:\n  learning_rate: -1\n", "fetch: error: params.yaml: train.learning_rate = -1"),
         ("data:\n  source: path\n  path: /no/such/folder\n", "fetch: error: data.path = '/no/such/folder' is not"),
     ],

@@ -26,8 +26,9 @@ def test_outputs_are_the_paths_the_code_writes():
     declared = set()
     for stage in DVC["stages"].values():
         declared |= _names(stage.get("outs", [])) | _names(stage.get("metrics", []))
-    written = {paths.RAW_DIR, paths.MANIFEST, paths.VALIDATED, paths.VALIDATION_REPORT, paths.MODEL,
-               paths.RUN_INFO, paths.HISTORY, paths.AUGMENTATION_PREVIEW, paths.METRICS, paths.CONFUSION, paths.ROC, paths.REGISTER_DECISION}
+    written = {paths.RAW_DIR, paths.MANIFEST, paths.FETCH_REPORT, paths.VALIDATED, paths.VALIDATION_REPORT,
+               paths.MODEL, paths.RUN_INFO, paths.HISTORY, paths.AUGMENTATION_PREVIEW, paths.METRICS, paths.CONFUSION,
+               paths.ROC, paths.REGISTER_DECISION}
     assert declared == {p.as_posix() for p in written}
     assert _names(DVC["plots"]) == {p.as_posix() for p in (paths.HISTORY, paths.CONFUSION, paths.ROC,
                                                             paths.AUGMENTATION_PREVIEW)}

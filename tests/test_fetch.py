@@ -1,3 +1,5 @@
+import json
+
 import pandas as pd
 import pytest
 
@@ -32,9 +34,13 @@ def test_path_source_copies_images_and_skips_other_files(in_tmp):
     (source / "Dog" / ".DS_Store").write_bytes(b"junk")
     (source / "README.txt").write_text("hello")
     manifest = fetch.run(path_params(source))
-    assert sorted(manifest["label"].unique()) == ["Cat", "Dog"]
+    assert sorted(manifest["label"].unique()) == ["cat", "dog"]  # folder names normalised
     assert len(manifest) == 20
     assert (paths.RAW_DIR / manifest["path"].iloc[0]).is_file()
+    assert (source / "Cat" / "000.jpg").is_file()  # a local folder is copied, not moved
+    report = json.loads(paths.FETCH_REPORT.read_text())
+    assert report["skipped"] == {"hidden": 2, "not in a class folder": 1}
+    assert report["class_folders"] == {"Cat": "cat", "Dog": "dog", "empty": "empty"}
 
 
 def test_path_source_honours_data_classes(in_tmp):
@@ -49,6 +55,7 @@ def test_path_source_honours_data_classes(in_tmp):
         (None, None, "is not a folder"),
         ({"only": 5}, None, "at least 2 class sub-folders"),
         ({"a": 5, "b": 5}, ["a", "zebra"], "data.classes lists ['zebra']"),
+        ({"validation": 5, "test": 5}, None, "has split folders (test, validation) but no train folder"),
     ],
 )
 def test_bad_layouts_fail_clearly_and_keep_previous_data(in_tmp, layout, classes, message):

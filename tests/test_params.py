@@ -38,7 +38,7 @@ def _flat_keys(raw: dict, prefix: str = ""):
         ({"train": {"learning_rate": -1}}, "train.learning_rate = -1: Input should be greater than 0"),
         ({"train": {"epochs": 0}}, "train.epochs = 0"),
         ({"train": {"batch_size": "big"}}, "train.batch_size = 'big'"),
-        ({"data": {"source": "ftp"}}, "data.source = 'ftp': not allowed; input should be 'synthetic' or 'path'"),
+        ({"data": {"source": "ftp"}}, "data.source = 'ftp': not allowed; input should be 'synthetic', 'url' or 'path'"),
         ({"data": {"source": "path"}}, "needs data.path"),
         ({"data": {"split": {"train": 0.5}}}, "data.split: train + val + test must sum to 1"),
         ({"data": {"split": {"train": 0.85, "val": 0.15, "test": 0.0}}}, "every split ratio must be > 0"),
@@ -46,6 +46,19 @@ def _flat_keys(raw: dict, prefix: str = ""):
         ({"model": {"filters": []}}, "model.filters"),
         ({"register": {"metric": "speed"}}, "register.metric = 'speed': not allowed"),
         ({"train": {"epoch": 3}}, "train.epoch: unknown key"),
+        ({"data": {"source": "url"}}, "data: source 'url' needs data.url"),
+        ({"data": {"source": "url", "url": "ftp://x/y.zip"}},
+         "data.url = 'ftp://x/y.zip': must start with http://, https:// or file://"),
+        ({"data": {"sha256": "abc"}}, "data.sha256 = 'abc': must be the archive's SHA-256 as 64 hex digits"),
+        ({"data": {"source": "url", "preset": "imagenet"}}, "data.preset = 'imagenet': not allowed; input should be "
+                                                            "'cats_and_dogs_filtered' or 'pet_images'"),
+        ({"data": {"preset": "pet_images"}}, "data: preset 'pet_images' needs source 'url'"),
+        ({"data": {"source": "url", "preset": "pet_images", "url": "http://x/y.zip"}},
+         "set data.preset or data.url, not both"),
+        ({"data": {"class_map": {"Cat": "../cat"}}}, "data.class_map.Cat = '../cat': a label starts with a letter"),
+        ({"data": {"classes": ["cat", ".dog"]}}, "data.classes.1 = '.dog': a label starts with a letter"),
+        ({"data": {"download": {"retries": -1}}}, "data.download.retries = -1"),
+        ({"data": {"limits": {"max_unpacked_mb": 0}}}, "data.limits.max_unpacked_mb = 0"),
     ],
 )
 def test_bad_values_name_the_key(raw, expected):
