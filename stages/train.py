@@ -14,9 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is impor
 
 import keras  # noqa: E402
 import mlflow  # noqa: E402
-import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from mlflow.models import infer_signature  # noqa: E402
 
 from stages import paths, tracking  # noqa: E402
 from stages.dataset import make_dataset  # noqa: E402
@@ -25,6 +23,7 @@ from stages.files import atomic_path, write_json  # noqa: E402
 from stages.manifest import digest, read_manifest  # noqa: E402
 from stages.model import loss_for, make_augmentation, make_model  # noqa: E402
 from stages.params import Params, flatten, load_params  # noqa: E402
+from stages.serving import log_image_classifier  # noqa: E402
 
 PIPELINE_VERSION = "0.1.0"
 
@@ -85,17 +84,7 @@ def run(params: Params) -> str:
 
         with atomic_path(paths.MODEL) as tmp:
             model.save(tmp)
-        example = np.zeros((1, *size, 3), dtype=np.float32)
-        info = mlflow.keras.log_model(
-            model,
-            name="model",
-            # A signature rather than input_example: MLflow 3.17's keras flavour writes the
-            # example before creating the model folder and fails (FileNotFoundError).
-            signature=infer_signature(example, model.predict(example, verbose=0)),
-            # Listing the requirements skips MLflow's inference, which reloads the model
-            # in a subprocess (tens of seconds on 2 cores).
-            pip_requirements=[f"tensorflow=={_version('tensorflow')}", f"keras=={keras.__version__}"],
-        )
+        info = log_image_classifier(paths.MODEL, classes, size)  # raw images in, labels out
         curves = pd.DataFrame(history.history).rename_axis("epoch").reset_index()
         curves["epoch"] += 1
         with atomic_path(paths.HISTORY) as tmp:
@@ -109,12 +98,6 @@ def run(params: Params) -> str:
         })
     print(f"train: run {run.info.run_id} in {tracking.tracking_uri()}; model -> {paths.MODEL}")
     return run.info.run_id
-
-
-def _version(package: str) -> str:
-    from importlib.metadata import version
-
-    return version(package)
 
 
 def main() -> None:
