@@ -1,6 +1,7 @@
 """The image pyfunc: same pixels as training, any input form gives the same answer, clear errors."""
 
 import base64
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -27,14 +28,10 @@ def test_served_preprocessing_matches_training(tmp_path, fmt):
 
 @pytest.fixture(scope="module")
 def logged(mlflow_store, tiny_keras_model):
-    import mlflow
+    from tests.registry_helpers import log_candidate
 
-    from stages.serving import log_image_classifier
-
-    mlflow.set_tracking_uri(mlflow_store)
-    with mlflow.start_run():
-        info = log_image_classifier(tiny_keras_model, TINY_CLASSES, TINY_SIZE)
-    return info
+    # Logged as train does (stages.serving.log_image_classifier), artifacts beside the store.
+    return SimpleNamespace(**log_candidate(mlflow_store, tiny_keras_model, "digest-a", {"accuracy": 0.9}))
 
 
 def test_logged_model_carries_its_classes_size_and_signature(logged):
