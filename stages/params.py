@@ -16,7 +16,16 @@ from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from stages.errors import PipelineError
 from stages.presets import PRESETS
@@ -170,11 +179,35 @@ class MlflowParams(Strict):
 
 
 Metric = Literal["accuracy", "precision", "recall", "f1", "roc_auc", "loss"]
+# The direction of each metric is fixed by what it measures, so it is derived rather than
+# a param: a `direction` key could only ever contradict the metric.
+LOWER_IS_BETTER = frozenset({"loss"})
 
 
 class RegisterParams(Strict):
+    """The promotion rule (stages/register.py:decide applies it)."""
+
     model_name: Annotated[str, Field(min_length=1)] = "image-classifier"
     metric: Metric = "accuracy"
+    floor: Annotated[float, Field(allow_inf_nan=False)] | None = 0.7
+    min_improvement: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] = 0.0
+    min_relative_improvement: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] = 0.0
+
+    @property
+    def lower_is_better(self) -> bool:
+        return self.metric in LOWER_IS_BETTER
+
+    @field_validator("floor")
+    @classmethod
+    def _floor_in_range(cls, floor: float | None, info: ValidationInfo) -> float | None:
+        metric = info.data.get("metric")
+        if floor is None or metric is None:
+            return floor
+        if metric in LOWER_IS_BETTER and floor < 0:
+            raise ValueError(f"for {metric} (lower is better) the floor is the highest acceptable value, >= 0")
+        if metric not in LOWER_IS_BETTER and not 0.0 <= floor <= 1.0:
+            raise ValueError(f"{metric} lies between 0 and 1, so must its floor (null = no floor)")
+        return floor
 
 
 class Params(Strict):

@@ -21,7 +21,6 @@ import mlflow  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from mlflow.models import infer_signature  # noqa: E402
 
 from stages import paths, tracking  # noqa: E402
 from stages.dataset import cache_bytes, load_image, make_dataset  # noqa: E402
@@ -30,6 +29,7 @@ from stages.files import atomic_path, read_json, write_json  # noqa: E402
 from stages.manifest import digest, read_manifest  # noqa: E402
 from stages.model import loss_for, make_augmentation, make_model  # noqa: E402
 from stages.params import Params, TrainParams, flatten, load_params  # noqa: E402
+from stages.serving import log_image_classifier  # noqa: E402
 
 PIPELINE_VERSION = "0.1.0"
 
@@ -162,17 +162,7 @@ def run(params: Params) -> str:
 
             with atomic_path(paths.MODEL) as tmp:
                 model.save(tmp)
-            example = np.zeros((1, *size, 3), dtype=np.float32)
-            info = mlflow.keras.log_model(
-                model,
-                name="model",
-                # A signature rather than input_example: MLflow 3.17's keras flavour writes the
-                # example before creating the model folder and fails (FileNotFoundError).
-                signature=infer_signature(example, model.predict(example, verbose=0)),
-                # Listing the requirements skips MLflow's inference, which reloads the model
-                # in a subprocess (tens of seconds on 2 cores).
-                pip_requirements=[f"tensorflow=={_version('tensorflow')}", f"keras=={keras.__version__}"],
-            )
+            info = log_image_classifier(paths.MODEL, classes, size)  # raw images in, labels out
             curves = pd.DataFrame(history.history).rename_axis("epoch").reset_index()
             curves["epoch"] += 1
             with atomic_path(paths.HISTORY) as tmp:
@@ -201,12 +191,6 @@ def log_data(manifest: pd.DataFrame, params: Params) -> None:
     report = read_json(paths.VALIDATION_REPORT, produced_by="validate")
     mlflow.log_metrics({"data_images": report["images"], "data_undecodable": report["undecodable"]})
     mlflow.log_artifact(str(paths.VALIDATION_REPORT), artifact_path="reports")
-
-
-def _version(package: str) -> str:
-    from importlib.metadata import version
-
-    return version(package)
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ TINY = {
     "images": {"size": [32, 32]},
     "model": {"filters": [8, 16, 32], "dense_units": 16},
     "train": {"epochs": 1, "batch_size": 16},
-    "register": {"model_name": "e2e-model"},
+    "register": {"model_name": "e2e-model", "floor": None},  # 1 epoch on 60 images: any score goes
 }
 
 

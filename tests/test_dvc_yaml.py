@@ -45,4 +45,5 @@ def test_every_stage_module_is_a_dep_somewhere():
     modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "stages").glob("*.py") if p.name != "__init__.py"}
     deps = set().union(*(set(s["deps"]) for s in DVC["stages"].values()))
     shared = {"stages/params.py", "stages/paths.py", "stages/errors.py", "stages/files.py", "stages/tracking.py"}
-    assert modules - deps <= shared
+    tools = {"stages/predict.py"}  # console scripts (pyproject [project.scripts]): no stage runs them
+    assert modules - deps <= shared | tools

@@ -49,6 +49,13 @@ def test_dvc_repro_runs_every_stage_and_logs_to_mlflow(repo):
     assert mlrun.data.tags["register.promoted"] == "true"
     champion = client.get_model_version_by_alias("e2e-model", "champion")
     assert champion.run_id == mlrun.info.run_id
+    assert champion.tags["data_digest"] == mlrun.data.tags["data_digest"]
+    assert champion.tags["register.promoted"] == "true"
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{repo / 'mlflow.db'}")
+    served = mlflow.models.get_model_info("models:/e2e-model@champion")
+    assert served.flavors["python_function"]["config"] == {"classes": ["cats", "dogs"], "image_size": [32, 32]}
 
     # Nothing changed: nothing reruns.
     again = run(["dvc", "repro"], repo)

@@ -45,6 +45,12 @@ def _flat_keys(raw: dict, prefix: str = ""):
         ({"augment": {"zoom": 1.5}}, "augment.zoom = 1.5"),
         ({"model": {"filters": []}}, "model.filters"),
         ({"register": {"metric": "speed"}}, "register.metric = 'speed': not allowed"),
+        ({"register": {"floor": 1.5}}, "register.floor = 1.5: accuracy lies between 0 and 1"),
+        ({"register": {"metric": "loss", "floor": -0.1}}, "register.floor = -0.1: for loss (lower is better)"),
+        ({"register": {"floor": float("nan")}}, "register.floor = nan: Input should be a finite number"),
+        ({"register": {"min_improvement": -0.01}}, "register.min_improvement = -0.01"),
+        ({"register": {"min_relative_improvement": -1}}, "register.min_relative_improvement = -1"),
+        ({"register": {"direction": "up"}}, "register.direction: unknown key"),
         ({"train": {"epoch": 3}}, "train.epoch: unknown key"),
         ({"data": {"source": "url"}}, "data: source 'url' needs data.url"),
         ({"data": {"source": "url", "url": "ftp://x/y.zip"}},
@@ -66,6 +72,12 @@ def test_bad_values_name_the_key(raw, expected):
         parse_params(raw)
     assert expected in str(error.value)
     assert str(error.value).startswith("params.yaml: ")
+
+
+def test_loss_floor_may_exceed_one_and_direction_follows_the_metric():
+    register = parse_params({"register": {"metric": "loss", "floor": 2.5}}).registry
+    assert register.floor == 2.5 and register.lower_is_better
+    assert not parse_params({"register": {"metric": "roc_auc"}}).registry.lower_is_better
 
 
 def test_flatten_uses_yaml_names():
