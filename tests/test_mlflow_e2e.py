@@ -79,7 +79,8 @@ def test_two_runs_against_a_tracking_server_are_comparable(tmp_path, mlflow_serv
         run_id = found["info"]["run_id"]
         plots = api(mlflow_server, "GET", "artifacts/list", run_id=run_id, path="plots")["files"]
         assert {f["path"] for f in plots} == {"plots/training_curves.png", "plots/confusion_matrix.png",
-                                              "plots/roc_pr_curves.png", "plots/misclassified.png"}
+                                              "plots/roc_pr_curves.png", "plots/misclassified.png",
+                                              "plots/augmentation.png"}
         reports = {f["path"] for f in api(mlflow_server, "GET", "artifacts/list", run_id=run_id, path="reports")["files"]}
         assert {"reports/metrics.json", "reports/validation.json"} <= reports
         assert found["outputs"]["model_outputs"], "the model is logged as the run's output"
