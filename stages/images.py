@@ -54,7 +54,7 @@ def inspect_file(path: Path, max_pixels: int) -> tuple[dict, Image.Image | None]
     width, height, pixels, mode, channels, orientation, decodable, phash, normalized (what
     was changed, "" if nothing), problem, error.
     """
-    facts = {"exists": path.is_file(), "bytes": 0, "identified": None, "format": None, "width": None,
+    facts = {"exists": path.is_file(), "bytes": None, "identified": None, "format": None, "width": None,
              "height": None, "pixels": None, "mode": None, "channels": None, "orientation": None,
              "decodable": None, "phash": None, "normalized": "", "problem": "", "error": ""}
     if not facts["exists"]:

@@ -76,8 +76,9 @@ def scan_images(manifest: pd.DataFrame, raw_dir: Path, copies: Path, max_pixels:
             jobs = pool.map(scan_file, sources, targets, repeat(max_pixels), chunksize=chunksize)
             found = list(tqdm(jobs, total=len(sources), desc="validate: scan", unit="img", disable=None))
     except BrokenProcessPool:
-        raise PipelineError(f"a scan worker died (out of memory?) reading images under {raw_dir}: lower "
-                            f"validate.max_pixels (now {max_pixels:,}) or validate.workers (now {workers})") from None
+        raise PipelineError(f"a scan worker process died reading images under {raw_dir} (killed for memory? "
+                            f"then lower validate.max_pixels, now {max_pixels:,}, or validate.workers, now {workers}; "
+                            "its error, if any, is printed above)") from None
     scanned = pd.DataFrame(found, index=manifest.index)
     images = manifest.drop(columns=[c for c in scanned.columns if c in manifest.columns]).join(scanned)
     normalised = images["normalized"] != ""
@@ -129,8 +130,9 @@ def find_leaks(images: pd.DataFrame, similarity: float) -> pd.DataFrame:
         if len(later) == 0 or len(earlier) == 0:
             continue
         pool = _hashes(images.loc[earlier, "phash"])
-        for start in range(0, len(later), 512):  # 512 x n_earlier distances at a time bounds memory
-            rows = later[start:start + 512]
+        step = max(1, 2**22 // len(pool))  # ~4M distances (a few 32 MB arrays) at a time, whatever the size
+        for start in range(0, len(later), step):
+            rows = later[start:start + step]
             distances = hamming(_hashes(images.loc[rows, "phash"]), pool)
             best = distances.argmin(axis=1)
             score = 1.0 - distances[np.arange(len(rows)), best] / bits
@@ -489,7 +491,8 @@ def run(params: Params) -> pd.DataFrame:
         for path in images.loc[images.index.difference(clean.index), "path"]:
             (copies / f"{path}.png").unlink(missing_ok=True)  # no copies of set-aside files
 
-    validated = clean[VALIDATED_COLUMNS].astype({c: int for c in ("width", "height", "channels", "orientation")})
+    # Integers again: a column with a null in a set-aside row was read as floats.
+    validated = clean[VALIDATED_COLUMNS].astype({c: int for c in ("bytes", "width", "height", "channels", "orientation")})
     with atomic_path(paths.VALIDATED) as tmp:
         validated.to_csv(tmp, index=False)
     print(_story(report, outcomes))

@@ -78,6 +78,7 @@ def test_dirty_folder_every_file_lands_in_the_report_with_its_reason(dirty):
     for name, (kind, what) in DIRTY.items():
         if kind in ("quarantined", "reported"):
             assert (flagged.loc[name, "action"], flagged.loc[name, "reason"]) == (kind, what), name
+            assert flagged.loc[name, "reasons"] == what, name  # one problem, one reason: not counted twice
             assert isinstance(flagged.loc[name, "detail"], str) and flagged.loc[name, "detail"], name
             assert (name in by_path.index) == (kind == "reported"), name
         else:
@@ -170,8 +171,9 @@ def test_failed_run_keeps_the_previous_outputs(fetched):
 def test_missing_file_is_quarantined(fetched):
     (paths.RAW_DIR / "cats" / "cat_00000.jpg").unlink()
     validated = validate.run(fetched)
-    assert len(validated) == 23
-    assert pd.read_csv(paths.QUARANTINE)[["path", "reason"]].values.tolist() == [["cats/cat_00000.jpg", "missing"]]
+    assert len(validated) == 23 and pd.read_csv(paths.VALIDATED)["bytes"].dtype == "int64"
+    flagged = pd.read_csv(paths.QUARANTINE)
+    assert flagged[["path", "reason", "reasons"]].values.tolist() == [["cats/cat_00000.jpg", "missing", "missing"]]
 
 
 def test_failure_lists_at_most_ten_files(fetched):
