@@ -20,7 +20,6 @@ slightly edited copies have hashes a few bits apart, while sha256 catches exact 
 from __future__ import annotations
 
 import re
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -63,28 +62,27 @@ def inspect_file(path: Path, max_pixels: int) -> tuple[dict, Image.Image | None]
     if facts["bytes"] == 0:
         return {**facts, "problem": EMPTY, "error": "0 bytes"}, None
     try:
-        with warnings.catch_warnings():
-            # Pillow warns above Image.MAX_IMAGE_PIXELS and raises above twice that; both
-            # mean "too many pixels" here, and max_pixels below is the limit that applies.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                facts.update(_header(image))
-                if facts["pixels"] > max_pixels:
-                    return {**facts, "problem": TOO_MANY_PIXELS,
-                            "error": f"{facts['width']}x{facts['height']} = {facts['pixels']:,} pixels "
-                                     f"> validate.max_pixels = {max_pixels:,}; not decoded"}, None
-                image.load()  # every pixel: a truncated or corrupt file fails here, not in open()
-                rgb, changes = to_rgb(image, facts["orientation"], facts["format"])
-                facts.update(decodable=True, phash=f"{phash(rgb):016x}", normalized="; ".join(changes))
-                # A copy when to_rgb changed nothing but the format: `image` is closed on leaving `with`.
-                normalised = (rgb.copy() if rgb is image else rgb) if changes else None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        # Raised inside open(), before the size is known: Pillow's message holds the pixel
-        # count (else the limit it exceeded is a lower bound).
+        # Pillow's own guard runs inside open(): a warning above Image.MAX_IMAGE_PIXELS (which
+        # max_pixels may not exceed, so the check below rejects those images anyway), an
+        # error above twice that.
+        with Image.open(path) as image:
+            facts.update(_header(image))
+            if facts["pixels"] > max_pixels:
+                return {**facts, "problem": TOO_MANY_PIXELS,
+                        "error": f"{facts['width']}x{facts['height']} = {facts['pixels']:,} pixels "
+                                 f"> validate.max_pixels = {max_pixels:,}; not decoded"}, None
+            image.load()  # every pixel: a truncated or corrupt file fails here, not in open()
+            rgb, changes = to_rgb(image, facts["orientation"], facts["format"])
+            facts.update(decodable=True, phash=f"{phash(rgb):016x}", normalized="; ".join(changes))
+            # A copy when to_rgb changed nothing but the format: `image` is closed on leaving `with`.
+            normalised = (rgb.copy() if rgb is image else rgb) if changes else None
+    except Image.DecompressionBombError as error:
+        # Raised before the size is known: Pillow's message holds the pixel count (else the
+        # limit it exceeded is a lower bound).
         found = re.search(r"\((\d+) pixels\)", str(error))
-        pixels = int(found.group(1)) if found else Image.MAX_IMAGE_PIXELS + 1
-        return {**facts, "identified": True, "format": sniff_format(path), "pixels": pixels, "problem": TOO_MANY_PIXELS,
-                "error": f"{type(error).__name__}: {error}"}, None
+        pixels = int(found.group(1)) if found else 2 * (Image.MAX_IMAGE_PIXELS or 0) + 1
+        return {**facts, "identified": True, "format": sniff_format(path), "pixels": pixels,
+                "problem": TOO_MANY_PIXELS, "error": f"{type(error).__name__}: {error}"}, None
     except Exception as error:  # Pillow raises many types for bad data (OSError, SyntaxError, ValueError...)
         # A file cut inside its header fails in open(): its signature still says what it was meant to be.
         facts["format"] = facts["format"] or sniff_format(path)
