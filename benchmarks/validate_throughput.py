@@ -148,22 +148,26 @@ def run_stage(workers: int) -> dict:
 
 
 def scan_only(files: list[Path], workers: int, kind: str) -> dict:
-    """The per-image work alone (stages.images.scan_file) in `workers` threads or processes."""
+    """The per-image work alone: the stage's own threaded scan (validate.scan_images), or the
+    same per-file function (stages.images.scan_file) in a process pool, chunked alike."""
     import multiprocessing
-    from concurrent.futures import ThreadPoolExecutor
     from itertools import repeat
 
-    from stages.images import scan_file
+    import pandas as pd
 
-    jobs = (scan_file, files, repeat(None), repeat(40_000_000))
-    with TreeMonitor() as monitor:
+    from stages import paths
+    from stages.images import scan_file
+    from stages.validate import SCAN_CHUNK, scan_images
+
+    manifest = pd.DataFrame({"path": [f.relative_to(paths.RAW_DIR).as_posix() for f in files]})
+    with tempfile.TemporaryDirectory() as copies, TreeMonitor() as monitor:
         started, cpu = time.perf_counter(), time.process_time()
         if kind == "threads":
-            with ThreadPoolExecutor(workers) as pool:
-                list(pool.map(*jobs))
+            scan_images(manifest, paths.RAW_DIR, Path(copies), 40_000_000, workers)
         else:
-            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("forkserver")) as pool:
-                list(pool.map(*jobs, chunksize=64))
+            context = multiprocessing.get_context("forkserver")
+            with ProcessPoolExecutor(workers, mp_context=context) as pool:
+                list(pool.map(scan_file, files, repeat(None), repeat(40_000_000), chunksize=SCAN_CHUNK))
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     return {"rate": len(files) / wall, "cpu": cpu + monitor.cpu_seconds, "wall": wall}
 
@@ -223,7 +227,7 @@ def main() -> None:
             for kind in ("threads", "processes"):
                 for n in workers:
                     rates.setdefault((kind, n), []).append(scan_only(files, n, kind))
-        print(f"\nthe per-image scan alone (stages.images.scan_file), in this process, best of {args.repeat}:")
+        print(f"\nthe scan alone (threads: the stage's scan_images; processes: a process pool), best of {args.repeat}:")
         for (kind, n), results in rates.items():
             top = max(results, key=lambda r: r["rate"])
             print(f"  {n} {kind}: {top['rate']:.0f} images/s (median "

@@ -1,4 +1,4 @@
-"""What one image file really is, and the RGB image the model should see: pure functions.
+"""What one image file really is, and the RGB image the model should see.
 
 `inspect_file` opens a file with Pillow, which identifies the format from the bytes (a PNG
 named .jpg is a PNG; a text file named .jpg is not an image), checks the pixel count from
@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps
 
-# Formats tf.io.decode_image reads as they are. GIF is decoded too, but GIFs are palette
-# images (always normalised); WEBP and MPO depend on the TensorFlow build, so they are
-# re-encoded rather than trusted.
+# Formats train reads as they are. tf.io.decode_image reads GIF too, but GIFs are palette
+# images (always normalised); WEBP, MPO and the rest are re-encoded so that train never
+# depends on which formats a TensorFlow version decodes.
 TF_FORMATS = {"JPEG", "PNG", "BMP"}
 EXTENSIONS = {"JPEG": {".jpg", ".jpeg"}, "PNG": {".png"}, "GIF": {".gif"}, "BMP": {".bmp"}, "WEBP": {".webp"},
               "MPO": {".jpg", ".jpeg"}}

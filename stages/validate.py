@@ -66,9 +66,10 @@ def scan_images(manifest: pd.DataFrame, raw_dir: Path, copies: Path, max_pixels:
     """The manifest with what each file really is; normalised copies are written under `copies`.
 
     Threads, not processes: Pillow decodes, resizes and encodes with the GIL released, and
-    the Python around it is a small part of each image. Measured on 2 cores (best of 6,
-    benchmarks/validate_throughput.py --scan-only): 2 threads scan 1.8x as fast as one;
-    2 processes only 1.5x, paying to pickle every result across.
+    the Python around it is a small part of each image. On the 2-core machine
+    (benchmarks/validate_throughput.py --scan-only, 500x375 JPEGs) 2 threads scanned 1.8x
+    as fast as one, and 2 processes within a few percent of 2 threads: not worth a process
+    pool's start-up, its re-import of the main module and the pickling of every result.
     """
     jobs = [(raw_dir / p, copies / f"{p}.png") for p in manifest["path"]]
     chunks = [jobs[i:i + SCAN_CHUNK] for i in range(0, len(jobs), SCAN_CHUNK)]

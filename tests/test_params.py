@@ -46,6 +46,14 @@ def _flat_keys(raw: dict, prefix: str = ""):
         ({"model": {"filters": []}}, "model.filters"),
         ({"register": {"metric": "speed"}}, "register.metric = 'speed': not allowed"),
         ({"train": {"epoch": 3}}, "train.epoch: unknown key"),
+        ({"validate": {"on_corrupt": "skip"}}, "validate.on_corrupt = 'skip': not allowed; input should be "
+                                               "'quarantine' or 'fail'"),
+        ({"validate": {"allowed_formats": ["JPG"]}}, "validate.allowed_formats.0 = 'JPG': not allowed"),
+        ({"validate": {"max_pixels": 10**9}}, "validate.max_pixels = 1000000000: Input should be less than or "
+                                              "equal to 89478485"),
+        ({"validate": {"near_duplicate_similarity": 1.5}}, "validate.near_duplicate_similarity = 1.5"),
+        ({"validate": {"on_near_duplicate": "warn"}}, "validate.on_near_duplicate = 'warn': not allowed"),
+        ({"validate": {"max_imbalance_ratio": 0.5}}, "validate.max_imbalance_ratio = 0.5"),
     ],
 )
 def test_bad_values_name_the_key(raw, expected):
