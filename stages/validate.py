@@ -295,8 +295,9 @@ def check(context, name: str, frame: pd.DataFrame, expectations: list) -> list[O
     outcomes = []
     for item in result.results:
         config, details = item.expectation_config, item.result or {}
-        if item.exception_info and item.exception_info.get("raised_exception"):
-            raise RuntimeError(f"GX could not evaluate {config.type}: {item.exception_info.get('exception_message')}")
+        error = _gx_exception(item.exception_info)
+        if error:  # a broken contract (a column the frame lacks...): a bug here, not bad data
+            raise RuntimeError(f"GX could not evaluate {config.type}({config.kwargs.get('column')}): {error}")
         outcomes.append(Outcome(
             expectation=f"{config.type}({config.kwargs.get('column')})", frame=name,
             reason=config.meta["reason"], param=config.meta["param"], action=config.meta["action"],
@@ -306,6 +307,15 @@ def check(context, name: str, frame: pd.DataFrame, expectations: list) -> list[O
             rows=list(details.get("unexpected_index_list") or []), observed=_plain(details.get("observed_value")),
             order=config.meta["order"]))
     return sorted(outcomes, key=lambda o: o.order)
+
+
+def _gx_exception(info) -> str | None:
+    """GX reports an expectation that could not run as exception_info, flat or keyed by metric."""
+    if not isinstance(info, dict):
+        return None
+    if info.get("raised_exception"):
+        return str(info.get("exception_message"))
+    return next((found for value in info.values() if (found := _gx_exception(value))), None)
 
 
 def _plain(value):

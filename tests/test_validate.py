@@ -265,3 +265,13 @@ def test_count_frames_are_zero_filled():
     assert classes["imbalance_ratio"].tolist()[:2] == [1.0, 3.0] and pd.isna(classes["imbalance_ratio"].iloc[2])
     assert frames["splits"].to_dict("list") == {"split": ["train", "val", "test"], "images": [3, 1, 0]}
     assert len(frames["class_splits"]) == 9 and frames["class_splits"]["images"].sum() == 4
+
+
+def test_an_expectation_gx_cannot_evaluate_is_an_error_not_a_pass():
+    import great_expectations.expectations as gxe
+
+    rule = validate.expect(gxe.ExpectColumnValuesToBeBetween, "intent", "reason", "param", "fail",
+                           column="no_such_column", min_value=1)
+    rule.meta["order"] = 0
+    with validate.gx_context() as context, pytest.raises(RuntimeError, match="no_such_column"):
+        validate.check(context, "frame", pd.DataFrame({"a": [1, 2]}), [rule])
