@@ -133,3 +133,9 @@ def test_hamming_counts_differing_bits():
                                                    ("a/x.jpg", "PNG", False), ("a/x.jpg", None, True)])
 def test_extension_matches(path, format, matches):
     assert images.extension_matches(path, format) is matches
+
+
+def test_max_pixels_cap_is_pillows_guard():
+    from stages.params import PILLOW_MAX_PIXELS
+
+    assert PILLOW_MAX_PIXELS == Image.MAX_IMAGE_PIXELS  # validate.max_pixels may only lower Pillow's limit
