@@ -170,8 +170,25 @@ class TrainParams(Strict):
     jit_compile: bool = False
 
 
+# Pillow's own decompression-bomb guard (Image.MAX_IMAGE_PIXELS, about 89 megapixels):
+# validate.max_pixels may lower the limit, not raise it.
+PILLOW_MAX_PIXELS = 89_478_485
+FORMATS = ("JPEG", "PNG", "GIF", "BMP", "WEBP", "MPO", "TIFF")  # what validate.allowed_formats may list
+
+
 class ValidateParams(Strict):
+    on_corrupt: Literal["quarantine", "fail"] = "quarantine"
+    allowed_formats: Annotated[list[Literal[FORMATS]], Field(min_length=1)] = [
+        "JPEG", "PNG", "GIF", "BMP", "WEBP", "MPO"]
+    min_width: Annotated[int, Field(ge=1)] = 16
+    min_height: Annotated[int, Field(ge=1)] = 16
+    max_pixels: Annotated[int, Field(ge=1, le=PILLOW_MAX_PIXELS)] = 40_000_000
     min_images_per_class: Annotated[int, Field(ge=1)] = 10
+    min_images_per_split: Annotated[int, Field(ge=1)] = 1
+    max_imbalance_ratio: Annotated[float, Field(ge=1.0)] = 10.0
+    near_duplicate_similarity: Annotated[float, Field(gt=0.5, le=1.0)] = 0.9
+    on_near_duplicate: Literal["report", "quarantine", "fail"] = "report"
+    workers: Annotated[int, Field(ge=0, le=256)] = 0
 
 
 class MlflowParams(Strict):

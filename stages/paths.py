@@ -12,12 +12,14 @@ DOWNLOAD_CACHE = Path(".cache/downloads")
 
 RAW_DIR = Path("data/raw")  # fetch: <class>/<file> images
 MANIFEST = Path("data/manifest.csv")  # fetch: path,label,split,bytes,sha256
-VALIDATED = Path("data/validated.csv")  # validate: the manifest rows fit for training
+VALIDATED = Path("data/validated.csv")  # validate: the manifest rows fit for training (+ `file`, what to read)
+NORMALIZED_DIR = Path("data/normalized")  # validate: RGB PNG copies of images train cannot read as they are
 
 REPORTS = Path("reports")
 FETCH_REPORT = REPORTS / "fetch.json"  # fetch: where the images came from, what was skipped
-VALIDATION_REPORT = REPORTS / "validation.json"
-DATA_DOCS = REPORTS / "data_docs"
+VALIDATION_REPORT = REPORTS / "validation.json"  # validate: counts per reason, class and split (DVC metrics)
+QUARANTINE = REPORTS / "quarantine.csv"  # validate: every file set aside or flagged, and why
+DATA_DOCS = REPORTS / "data_docs"  # validate: GX Data Docs (open index.html)
 
 CACHE_DIR = Path(".cache")  # scratch space (disk cache of decoded images), git-ignored
 

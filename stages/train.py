@@ -45,7 +45,7 @@ class EpochLogger(keras.callbacks.Callback):
 
 def split_files(manifest: pd.DataFrame, split: str, classes: list[str]) -> tuple[list[str], list[int]]:
     rows = manifest[manifest["split"] == split]
-    files = [str(paths.RAW_DIR / p) for p in rows["path"]]
+    files = rows["file"].tolist()  # validate's choice: the raw file, or its normalised copy under data/normalized
     return files, [classes.index(label) for label in rows["label"]]
 
 
@@ -189,8 +189,13 @@ def log_data(manifest: pd.DataFrame, params: Params) -> None:
     mlflow.log_input(dataset, context="training",
                      tags={f"{split}_images": str(int(counts.get(split, 0))) for split in ("train", "val", "test")})
     report = read_json(paths.VALIDATION_REPORT, produced_by="validate")
-    mlflow.log_metrics({"data_images": report["images"], "data_undecodable": report["undecodable"]})
+    mlflow.log_metrics({"data_images": report["images"], "data_undecodable": report["undecodable"],
+                        "data_clean": report["clean"], "data_quarantined": report["quarantined"],
+                        "data_normalized": report["normalized"], "data_near_duplicates": report["near_duplicates"],
+                        **{f"data_quarantined_{reason}": n for reason, n in report["reasons"].items()}})
     mlflow.log_artifact(str(paths.VALIDATION_REPORT), artifact_path="reports")
+    mlflow.log_artifact(str(paths.QUARANTINE), artifact_path="reports")
+    mlflow.log_artifacts(str(paths.DATA_DOCS), artifact_path="data_docs")
 
 
 def main() -> None:

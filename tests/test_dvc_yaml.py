@@ -26,9 +26,9 @@ def test_outputs_are_the_paths_the_code_writes():
     declared = set()
     for stage in DVC["stages"].values():
         declared |= _names(stage.get("outs", [])) | _names(stage.get("metrics", []))
-    written = {paths.RAW_DIR, paths.MANIFEST, paths.FETCH_REPORT, paths.VALIDATED, paths.VALIDATION_REPORT,
-               paths.MODEL, paths.RUN_INFO, paths.HISTORY, paths.AUGMENTATION_PREVIEW, paths.METRICS, paths.CONFUSION,
-               paths.ROC, paths.REGISTER_DECISION}
+    written = {paths.RAW_DIR, paths.MANIFEST, paths.FETCH_REPORT, paths.VALIDATED, paths.NORMALIZED_DIR,
+               paths.VALIDATION_REPORT, paths.QUARANTINE, paths.DATA_DOCS, paths.MODEL, paths.RUN_INFO, paths.HISTORY,
+               paths.AUGMENTATION_PREVIEW, paths.METRICS, paths.CONFUSION, paths.ROC, paths.REGISTER_DECISION}
     assert declared == {p.as_posix() for p in written}
     assert _names(DVC["plots"]) == {p.as_posix() for p in (paths.HISTORY, paths.CONFUSION, paths.ROC,
                                                             paths.AUGMENTATION_PREVIEW)}
@@ -47,3 +47,20 @@ def test_every_stage_module_is_a_dep_somewhere():
     shared = {"stages/params.py", "stages/paths.py", "stages/errors.py", "stages/files.py", "stages/tracking.py"}
     tools = {"stages/predict.py"}  # console scripts (pyproject [project.scripts]): no stage runs them
     assert modules - deps <= shared | tools
+
+
+def test_validate_lists_every_param_that_changes_its_outputs():
+    """Exact keys: every validate.* param but workers (speed only), so each change reruns validate."""
+    listed = set(DVC["stages"]["validate"]["params"])
+    keys = {k for k in flatten(load_params(ROOT / "params.yaml")) if k.startswith("validate.")}
+    assert listed == (keys - {"validate.workers"}) | {"data.classes"}
+
+
+def test_metrics_files_are_not_git_ignored():
+    """cache:false metrics are committed with dvc.lock; `dvc exp show` reads them from git."""
+    import subprocess
+
+    for stage in DVC["stages"].values():
+        for name in _names(stage.get("metrics", [])):
+            ignored = subprocess.run(["git", "check-ignore", "-q", name], cwd=ROOT).returncode == 0
+            assert not ignored, f"{name} is git-ignored"

@@ -65,6 +65,14 @@ def _flat_keys(raw: dict, prefix: str = ""):
         ({"data": {"classes": ["cat", ".dog"]}}, "data.classes.1 = '.dog': a label starts with a letter"),
         ({"data": {"download": {"retries": -1}}}, "data.download.retries = -1"),
         ({"data": {"limits": {"max_unpacked_mb": 0}}}, "data.limits.max_unpacked_mb = 0"),
+        ({"validate": {"on_corrupt": "skip"}}, "validate.on_corrupt = 'skip': not allowed; input should be "
+                                               "'quarantine' or 'fail'"),
+        ({"validate": {"allowed_formats": ["JPG"]}}, "validate.allowed_formats.0 = 'JPG': not allowed"),
+        ({"validate": {"max_pixels": 10**9}}, "validate.max_pixels = 1000000000: Input should be less than or "
+                                              "equal to 89478485"),
+        ({"validate": {"near_duplicate_similarity": 1.5}}, "validate.near_duplicate_similarity = 1.5"),
+        ({"validate": {"on_near_duplicate": "warn"}}, "validate.on_near_duplicate = 'warn': not allowed"),
+        ({"validate": {"max_imbalance_ratio": 0.5}}, "validate.max_imbalance_ratio = 0.5"),
     ],
 )
 def test_bad_values_name_the_key(raw, expected):
