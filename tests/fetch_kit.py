@@ -18,8 +18,13 @@ from PIL import Image
 
 
 def jpeg(seed: int, size: int = 32) -> bytes:
+    """A noise JPEG: distinct seeds give distinct images, far apart by perceptual hash too
+    (validate quarantines copies across splits, so look-alike test images would vanish)."""
+    import numpy as np
+
+    pixels = np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)
     buffer = io.BytesIO()
-    Image.new("RGB", (size, size), (seed * 37 % 256, seed * 91 % 256, 120)).save(buffer, "JPEG")
+    Image.fromarray(pixels, "RGB").save(buffer, "JPEG")
     return buffer.getvalue()
 
 
@@ -30,7 +35,8 @@ def cats_and_dogs_filtered(train: int = 10, val: int = 5) -> dict[str, bytes]:
     for split, n, offset in (("train", train, 0), ("validation", val, 1000)):
         for label in ("cats", "dogs"):
             for i in range(n):
-                entries[f"{top}/{split}/{label}/{label[:-1]}.{offset + i}.jpg"] = jpeg(offset + i + len(label))
+                seed = offset + i + (500 if label == "dogs" else 0)
+                entries[f"{top}/{split}/{label}/{label[:-1]}.{offset + i}.jpg"] = jpeg(seed)
     entries[f"{top}/train/cats/.DS_Store"] = b"\0\0\0\1Bud1"
     return entries
 
