@@ -9,7 +9,8 @@ On the same generated 150x150 JPEGs it measures images/second for
   (c) compute only: the model's train step on one in-memory batch, repeated (no input cost);
   (d) our end-to-end training: `fit` on (b) with in-model augmentation;
   (e) `fit` fed by (a) (the same CNN without augmentation layers: the generator augments);
-plus (d) with deterministic ops and with XLA, the fraction of step time spent waiting for
+plus (d) without augmentation, with XLA (on the model without augmentation: Keras does not
+XLA-compile preprocessing layers) and with deterministic ops, the fraction of step time spent waiting for
 input, and ratios against (a). Machines here are noisy, so every number comes from this one
 process and the ratios are what to compare. Results -> reports/benchmarks/train_throughput.json.
 """
@@ -106,7 +107,9 @@ def main() -> None:
 
         results["d_end_to_end"] = end_to_end(compiled_model(augment=True))
         results["d_without_augmentation"] = end_to_end(compiled_model(augment=False))
-        results["d_xla"] = end_to_end(compiled_model(augment=True, jit_compile=True))
+        # Keras compiles no model holding preprocessing layers with XLA (it warns and falls
+        # back), so XLA is measured on the model without augmentation.
+        results["d_without_augmentation_xla"] = end_to_end(compiled_model(augment=False, jit_compile=True))
 
         # (e) fit fed by the seed's generator (it augments; the model does not).
         def generator_epoch():
@@ -118,7 +121,9 @@ def main() -> None:
         results["e_fit_on_imagedatagenerator"] = rate(
             n, timed(lambda: model.fit(generator_epoch(), steps_per_epoch=len(iterator), epochs=1, verbose=0)))
 
-        # Deterministic ops last: the switch cannot be turned off again in this process.
+        # Deterministic ops last: the switch cannot be turned off again in this process, so
+        # (d) is measured again just before, to see how much the machine drifted meanwhile.
+        results["d_end_to_end_again"] = end_to_end(compiled_model(augment=True))
         tf.config.experimental.enable_op_determinism()
         results["d_deterministic_ops"] = end_to_end(compiled_model(augment=True))
 
@@ -133,8 +138,8 @@ def main() -> None:
         "d_over_c": round(results["d_end_to_end"] / results["c_compute_only"], 3),
         "input_wait_fraction": round(max(0.0, 1 - results["d_end_to_end"] / results["c_compute_only"]), 3),
         "epoch_speedup_d_over_e": round(results["d_end_to_end"] / results["e_fit_on_imagedatagenerator"], 2),
-        "deterministic_cost": round(1 - results["d_deterministic_ops"] / results["d_end_to_end"], 3),
-        "xla_speedup": round(results["d_xla"] / results["d_end_to_end"], 2),
+        "deterministic_cost": round(1 - results["d_deterministic_ops"] / results["d_end_to_end_again"], 3),
+        "xla_speedup": round(results["d_without_augmentation_xla"] / results["d_without_augmentation"], 2),
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(report, indent=2) + "\n")
