@@ -227,6 +227,25 @@ class RegisterParams(Strict):
         return floor
 
 
+class GateRule(Strict):
+    """How far one metric may move the wrong way before the gate fails (see stages/gate.py)."""
+
+    direction: Literal["max", "min"]  # max: higher is better (accuracy); min: lower is better (loss)
+    abs_tol: Annotated[float, Field(ge=0.0)] = 0.0
+    # A fraction of the baseline (0.05 = 5%); the bound catches `5` meant as a percentage.
+    rel_tol: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+
+
+class GateParams(Strict):
+    # Any metric name evaluate writes; a name missing from the metrics is an error at gate time.
+    metrics: Annotated[dict[Annotated[str, Field(min_length=1)], GateRule], Field(min_length=1)] = {
+        "accuracy": GateRule(direction="max", abs_tol=0.03),
+        "f1": GateRule(direction="max", abs_tol=0.03),
+        "roc_auc": GateRule(direction="max", abs_tol=0.01),
+        "loss": GateRule(direction="min", abs_tol=0.05, rel_tol=0.5),
+    }
+
+
 class Params(Strict):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -240,6 +259,7 @@ class Params(Strict):
     validation: ValidateParams = Field(ValidateParams(), alias="validate")
     mlflow: MlflowParams = MlflowParams()
     registry: RegisterParams = Field(RegisterParams(), alias="register")
+    gate: GateParams = GateParams()
 
 
 def _describe(error: dict) -> str:

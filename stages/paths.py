@@ -34,6 +34,10 @@ CONFUSION = PLOTS / "confusion.csv"
 ROC = PLOTS / "roc.csv"
 REGISTER_DECISION = REPORTS / "register.json"
 
+# The metric gate (stages/gate.py): run by CI after the pipeline, not a DVC stage.
+BASELINE = Path("baseline/metrics.json")  # committed on purpose: the metrics a change must not fall below
+GATE_REPORT = REPORTS / "gate.md"  # the gate's table, for a PR comment or a CI artifact
+
 
 def project_root(cwd: Path | None = None) -> Path:
     """The repository the pipeline belongs to.

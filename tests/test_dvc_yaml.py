@@ -45,7 +45,7 @@ def test_every_stage_module_is_a_dep_somewhere():
     modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "stages").glob("*.py") if p.name != "__init__.py"}
     deps = set().union(*(set(s["deps"]) for s in DVC["stages"].values()))
     shared = {"stages/params.py", "stages/paths.py", "stages/errors.py", "stages/files.py", "stages/tracking.py"}
-    tools = {"stages/predict.py"}  # console scripts (pyproject [project.scripts]): no stage runs them
+    tools = {"stages/predict.py", "stages/gate.py"}  # console scripts (pyproject [project.scripts]): no stage runs them
     assert modules - deps <= shared | tools
 
 
@@ -64,3 +64,9 @@ def test_metrics_files_are_not_git_ignored():
         for name in _names(stage.get("metrics", [])):
             ignored = subprocess.run(["git", "check-ignore", "-q", name], cwd=ROOT).returncode == 0
             assert not ignored, f"{name} is git-ignored"
+
+
+def test_gate_is_not_a_dvc_stage():
+    # A failing stage would fail `dvc repro` / `dvc exp run` for every worse idea; CI runs the gate after.
+    assert "gate" not in DVC["stages"]
+    assert not any("stages.gate" in s["cmd"] for s in DVC["stages"].values())
