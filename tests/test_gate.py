@@ -240,3 +240,27 @@ def test_console_script_is_declared():
 
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert scripts["gate"] == "stages.gate:main"
+
+
+# Test metrics of the default pipeline measured on the 2-core dev machine (README, "CI and the
+# metric gate"): three training trajectories that differ only in floating-point order (the
+# committed baseline's run, repeated bit-identically 3 times; oneDNN off; one CPU thread),
+# and the same pipeline with train.learning_rate 1.0.
+MEASURED = {
+    "baseline": {"accuracy": 0.95333, "f1": 0.95172, "roc_auc": 0.99338, "loss": 0.11878},
+    "onednn_off": {"accuracy": 0.96333, "f1": 0.96246, "roc_auc": 0.99529, "loss": 0.09521},
+    "one_thread": {"accuracy": 0.97, "f1": 0.96907, "roc_auc": 0.99409, "loss": 0.10068},
+}
+HARMFUL_LR = {"accuracy": 0.5, "f1": 0.0, "roc_auc": 0.5, "loss": 0.69376}
+
+
+@pytest.mark.parametrize("base", sorted(MEASURED))
+@pytest.mark.parametrize("new", sorted(MEASURED))
+def test_committed_tolerances_pass_the_measured_spread_either_way(base, new):
+    rules = load_params(ROOT / "params.yaml").gate.metrics
+    assert all(row.passed for row in compare(MEASURED[base], MEASURED[new], rules))
+
+
+def test_committed_tolerances_fail_a_harmful_learning_rate():
+    rules = load_params(ROOT / "params.yaml").gate.metrics
+    assert not any(row.passed for row in compare(MEASURED["baseline"], HARMFUL_LR, rules))
