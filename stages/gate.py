@@ -19,6 +19,7 @@ turn out worse (that is what experiments are for); CI runs the gate after the pi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
@@ -171,7 +172,9 @@ def check(params_path: Path, metrics_path: Path, baseline_path: Path, report_pat
         rows = compare(baseline, new, rules, baseline_name=str(baseline_path), new_name=str(metrics_path))
     except PipelineError as error:
         # A stale PASS left in the report would be worse than none: it may be posted on a PR.
-        write_report(report_path, error_report(str(error)))
+        # If the report cannot be written either, the original error is still the one to show.
+        with contextlib.suppress(PipelineError):
+            write_report(report_path, error_report(str(error)))
         raise
     report = render(rows, baseline_path, metrics_path, notes_for(baseline, new))
     write_report(report_path, report)

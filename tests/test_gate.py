@@ -264,3 +264,11 @@ def test_committed_tolerances_pass_the_measured_spread_either_way(base, new):
 def test_committed_tolerances_fail_a_harmful_learning_rate():
     rules = load_params(ROOT / "params.yaml").gate.metrics
     assert not any(row.passed for row in compare(MEASURED["baseline"], HARMFUL_LR, rules))
+
+
+def test_cli_unwritable_report_is_a_clear_error(workdir):
+    (workdir / "reports/gate.md").mkdir()  # a folder where the report should go
+    result = gate(workdir, metrics=BASE)
+    assert result.returncode == 1
+    assert "gate: error: cannot write the report reports/gate.md" in result.stderr
+    assert "Traceback" not in result.stderr
