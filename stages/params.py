@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 from urllib.parse import urlsplit
 
 import yaml
@@ -244,6 +244,19 @@ class GateParams(Strict):
         "roc_auc": GateRule(direction="max", abs_tol=0.01),
         "loss": GateRule(direction="min", abs_tol=0.05, rel_tol=0.5),
     }
+
+    @field_validator("metrics")
+    @classmethod
+    def _directions_match(cls, metrics: dict[str, GateRule]) -> dict[str, GateRule]:
+        # `direction` is spelled out so that a new metric can be gated, but for the metrics
+        # evaluate writes it is fixed (LOWER_IS_BETTER): a contradiction would pass regressions.
+        wrong = [f"{name} has direction {rule.direction!r}, but {'lower' if name in LOWER_IS_BETTER else 'higher'} "
+                 f"is better for {name}: use {'min' if name in LOWER_IS_BETTER else 'max'}"
+                 for name, rule in metrics.items()
+                 if name in get_args(Metric) and (rule.direction == "min") != (name in LOWER_IS_BETTER)]
+        if wrong:
+            raise ValueError("; ".join(wrong))
+        return metrics
 
 
 class Params(Strict):
