@@ -1,6 +1,7 @@
 """End to end: `dvc repro` in a temporary copy of the repository, on tiny generated data.
 
-About a minute on 2 cores. Run the quick tests alone with `pytest -m "not e2e"`.
+About two minutes on 2 cores (the gate test alone about one). Run the quick tests alone with
+`pytest -m "not e2e"`.
 """
 
 import json
