@@ -26,7 +26,7 @@ from sklearn.preprocessing import label_binarize  # noqa: E402
 def training_curves(history: pd.DataFrame) -> Figure:
     """Loss and accuracy per epoch, train vs validation."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, metric in zip(axes, ("loss", "accuracy")):
+    for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
         for column, style in ((metric, "-o"), (f"val_{metric}", "--o")):
             if column in history:
                 ax.plot(history["epoch"], history[column], style, label=column)
@@ -82,7 +82,7 @@ def misclassified_gallery(
         ax.axis("off")
     if len(wrong) == 0:
         axes[0, 0].text(0, 0.5, "no misclassified test images", fontsize=12)
-    for ax, index in zip(axes.ravel(), wrong):
+    for ax, index in zip(axes.ravel(), wrong, strict=False):  # spare axes stay blank
         with Image.open(files[index]) as image:
             ax.imshow(image.convert("RGB"))
         ax.set_title(f"{classes[y_true[index]]} -> {classes[y_pred[index]]}\n"

@@ -81,7 +81,8 @@ def test_two_runs_against_a_tracking_server_are_comparable(tmp_path, mlflow_serv
         assert {f["path"] for f in plots} == {"plots/training_curves.png", "plots/confusion_matrix.png",
                                               "plots/roc_pr_curves.png", "plots/misclassified.png",
                                               "plots/augmentation.png"}
-        reports = {f["path"] for f in api(mlflow_server, "GET", "artifacts/list", run_id=run_id, path="reports")["files"]}
+        listed = api(mlflow_server, "GET", "artifacts/list", run_id=run_id, path="reports")["files"]
+        reports = {f["path"] for f in listed}
         assert {"reports/metrics.json", "reports/validation.json"} <= reports
         assert found["outputs"]["model_outputs"], "the model is logged as the run's output"
         [data_input] = found["inputs"]["dataset_inputs"]

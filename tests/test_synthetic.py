@@ -12,8 +12,8 @@ def test_same_seed_gives_byte_identical_files(tmp_path):
     second = write_dataset(tmp_path / "b", images_per_class=3, size=48, seed=7)
     other = write_dataset(tmp_path / "c", images_per_class=3, size=48, seed=8)
     assert [p.relative_to(tmp_path / "a") for p in first] == [p.relative_to(tmp_path / "b") for p in second]
-    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(first, second))
-    assert all(a.read_bytes() != c.read_bytes() for a, c in zip(first, other))
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(first, second, strict=True))
+    assert all(a.read_bytes() != c.read_bytes() for a, c in zip(first, other, strict=True))
 
 
 def test_files_are_rgb_jpegs_of_the_asked_size(tmp_path):
