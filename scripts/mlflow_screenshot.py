@@ -53,7 +53,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("docs/mlflow-compare.png"))
     parser.add_argument("--runs", type=int, default=2, help="how many of the latest runs to compare")
-    parser.add_argument("--size", default="1600,1400", help="window width,height in pixels")
+    parser.add_argument("--size", default="1400,2750", help="window width,height in pixels (the whole compare page)")
     args = parser.parse_args()
 
     browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
