@@ -11,7 +11,8 @@ On the same generated 150x150 JPEGs it measures images/second for
   (e) `fit` fed by (a) (the same CNN without augmentation layers: the generator augments);
 plus (d) without augmentation, with XLA (on the model without augmentation: Keras does not
 XLA-compile preprocessing layers) and with deterministic ops, the fraction of step time spent waiting for
-input, and ratios against (a). Machines here are noisy, so every number comes from this one
+input, and ratios against (a). (c)-(e) run under the dtype policy training uses here
+(`train.mixed_precision: auto`, or --mixed-precision), and again in float32 when that differs. Machines here are noisy, so every number comes from this one
 process and the ratios are what to compare. Results -> reports/benchmarks/train_throughput.json.
 """
 
@@ -35,6 +36,7 @@ from stages import synthetic  # noqa: E402
 from stages.dataset import make_dataset  # noqa: E402
 from stages.model import loss_for, make_augmentation, make_model  # noqa: E402
 from stages.params import AugmentParams, ModelParams  # noqa: E402
+from stages.train import cpu_flags, dtype_policy, gpu_capabilities  # noqa: E402
 
 SIZE = (150, 150)
 BATCH = 32
@@ -51,7 +53,9 @@ def timed(fn) -> float:
     return time.perf_counter() - started
 
 
-def compiled_model(augment: bool, jit_compile: bool = False) -> keras.Model:
+def compiled_model(augment: bool, jit_compile: bool = False, policy: str | None = None) -> keras.Model:
+    if policy:
+        keras.mixed_precision.set_global_policy(policy)
     layers = make_augmentation(AugmentParams(), seed=1) if augment else []
     model = make_model((*SIZE, 3), 2, ModelParams(), layers)
     model.compile(keras.optimizers.Adam(1e-3), loss_for(2), metrics=["accuracy"], jit_compile=jit_compile)
@@ -70,8 +74,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images-per-class", type=int, default=500)
     parser.add_argument("--epochs", type=int, default=2, help="timed epochs of fit per variant (after a warm-up)")
+    parser.add_argument("--mixed-precision", choices=["auto", "none", "float16", "bfloat16"], default="auto",
+                        help="as train.mixed_precision (default: auto, as training)")
     args = parser.parse_args()
     keras.utils.set_random_seed(1)
+    policy = dtype_policy(args.mixed_precision, gpu_capabilities(), cpu_flags())
+    keras.mixed_precision.set_global_policy(policy)
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -90,41 +98,49 @@ def main() -> None:
         results["b_pipeline_first_epoch"] = rate(n, timed(lambda: [None for _ in ds]))
         results["b_pipeline_cached_epoch"] = rate(2 * n, timed(lambda: [[None for _ in ds] for _ in range(2)]))
 
-        # (c) compute only: one in-memory batch repeated, so input costs nothing.
-        model = compiled_model(augment=True)
         x, y = next(iter(ds))
         steps = n // BATCH
         in_memory = tf.data.Dataset.from_tensors((x, y)).repeat(steps).prefetch(2)
-        model.fit(in_memory, epochs=1, verbose=0)  # warm-up: tracing and allocation
-        results["c_compute_only"] = rate(steps * BATCH * args.epochs,
-                                         timed(lambda: model.fit(in_memory, epochs=args.epochs, verbose=0)))
 
-        # (d) end to end: our pipeline (cached) + in-model augmentation + the model.
+        def compute_only(model: keras.Model) -> float:
+            """(c): one in-memory batch repeated, so input costs nothing."""
+            model.fit(in_memory, epochs=1, verbose=0)  # warm-up: tracing and allocation
+            return rate(steps * BATCH * args.epochs, timed(lambda: model.fit(in_memory, epochs=args.epochs, verbose=0)))
+
         def end_to_end(model: keras.Model) -> float:
+            """(d): our pipeline (cached) + in-model augmentation + the model."""
             model.fit(ds, epochs=1, verbose=0)  # warm-up epoch
             return rate(n * args.epochs, timed(lambda: model.fit(ds, epochs=args.epochs, verbose=0)))
 
-        results["d_end_to_end"] = end_to_end(compiled_model(augment=True))
-        results["d_without_augmentation"] = end_to_end(compiled_model(augment=False))
-        # Keras compiles no model holding preprocessing layers with XLA (it warns and falls
-        # back), so XLA is measured on the model without augmentation.
-        results["d_without_augmentation_xla"] = end_to_end(compiled_model(augment=False, jit_compile=True))
-
-        # (e) fit fed by the seed's generator (it augments; the model does not).
         def generator_epoch():
             for i in range(len(iterator)):
                 yield iterator[i]
 
-        model = compiled_model(augment=False)
-        model.fit(generator_epoch(), steps_per_epoch=len(iterator), epochs=1, verbose=0)
-        results["e_fit_on_imagedatagenerator"] = rate(
-            n, timed(lambda: model.fit(generator_epoch(), steps_per_epoch=len(iterator), epochs=1, verbose=0)))
+        def fit_on_generator(model: keras.Model) -> float:
+            """(e): fit fed by the seed's generator (it augments; the model does not)."""
+            model.fit(generator_epoch(), steps_per_epoch=len(iterator), epochs=1, verbose=0)
+            return rate(n, timed(lambda: model.fit(generator_epoch(), steps_per_epoch=len(iterator), epochs=1,
+                                                    verbose=0)))
+
+        results["c_compute_only"] = compute_only(compiled_model(augment=True, policy=policy))
+        results["d_end_to_end"] = end_to_end(compiled_model(augment=True, policy=policy))
+        results["d_without_augmentation"] = end_to_end(compiled_model(augment=False, policy=policy))
+        # Keras compiles no model holding preprocessing layers with XLA (it warns and falls
+        # back), so XLA is measured on the model without augmentation.
+        results["d_without_augmentation_xla"] = end_to_end(compiled_model(augment=False, jit_compile=True,
+                                                                          policy=policy))
+        results["e_fit_on_imagedatagenerator"] = fit_on_generator(compiled_model(augment=False, policy=policy))
+        if policy != "float32":  # the same three in float32, to show what the policy buys
+            results["c_compute_only_float32"] = compute_only(compiled_model(augment=True, policy="float32"))
+            results["d_end_to_end_float32"] = end_to_end(compiled_model(augment=True, policy="float32"))
+            results["e_fit_on_imagedatagenerator_float32"] = fit_on_generator(
+                compiled_model(augment=False, policy="float32"))
 
         # Deterministic ops last: the switch cannot be turned off again in this process, so
         # (d) is measured again just before, to see how much the machine drifted meanwhile.
-        results["d_end_to_end_again"] = end_to_end(compiled_model(augment=True))
+        results["d_end_to_end_again"] = end_to_end(compiled_model(augment=True, policy=policy))
         tf.config.experimental.enable_op_determinism()
-        results["d_deterministic_ops"] = end_to_end(compiled_model(augment=True))
+        results["d_deterministic_ops"] = end_to_end(compiled_model(augment=True, policy=policy))
 
     base = results["a_imagedatagenerator"]
     report = {
@@ -132,6 +148,7 @@ def main() -> None:
         "image_size": list(SIZE),
         "batch_size": BATCH,
         "cpu_cores": os.cpu_count(),
+        "dtype_policy": policy,
         "images_per_second": {k: round(v, 1) for k, v in results.items()},
         "ratio_to_a": {k: round(v / base, 2) for k, v in results.items()},
         "d_over_c": round(results["d_end_to_end"] / results["c_compute_only"], 3),
@@ -140,16 +157,23 @@ def main() -> None:
         "deterministic_cost": round(1 - results["d_deterministic_ops"] / results["d_end_to_end_again"], 3),
         "xla_speedup": round(results["d_without_augmentation_xla"] / results["d_without_augmentation"], 2),
     }
+    if policy != "float32":
+        report["policy_speedup_d"] = round(results["d_end_to_end"] / results["d_end_to_end_float32"], 2)
+        report["epoch_speedup_d_over_e_float32"] = round(
+            results["d_end_to_end_float32"] / results["e_fit_on_imagedatagenerator_float32"], 2)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(report, indent=2) + "\n")
 
-    print(f"\n{n} images {SIZE[0]}x{SIZE[1]}, batch {BATCH}, {os.cpu_count()} CPU cores\n")
+    print(f"\n{n} images {SIZE[0]}x{SIZE[1]}, batch {BATCH}, {os.cpu_count()} CPU cores, (c)-(e) in {policy}\n")
     print(f"| {'measure':34} | {'images/s':>9} | {'x (a)':>6} |")
     print(f"|{'-' * 36}|{'-' * 11}|{'-' * 8}|")
     for key, value in results.items():
         print(f"| {key:34} | {value:9.1f} | {value / base:6.2f} |")
     print(f"\n(d)/(c) = {report['d_over_c']}  input wait ~ {report['input_wait_fraction']:.1%} of step time")
     print(f"epoch of (d) is {report['epoch_speedup_d_over_e']}x faster than (e)")
+    if policy != "float32":
+        print(f"{policy} makes (d) {report['policy_speedup_d']}x faster than float32; "
+              f"in float32 (d) is {report['epoch_speedup_d_over_e_float32']}x (e)")
     print(f"deterministic ops cost {report['deterministic_cost']:.1%}; XLA speedup {report['xla_speedup']}x")
     print(f"-> {OUT}")
 

@@ -166,8 +166,16 @@ class TrainParams(Strict):
     early_stopping: EarlyStoppingParams = EarlyStoppingParams()
     class_weight: Literal["none", "balanced"] = "none"
     deterministic: bool = False
-    mixed_precision: bool = False
+    mixed_precision: Literal["auto", "none", "float16", "bfloat16"] = "auto"
     jit_compile: bool = False
+
+    @field_validator("mixed_precision", mode="before")
+    @classmethod
+    def _switch_means_float16(cls, value: object) -> object:
+        # `mixed_precision: true/false` was the switch before bfloat16 existed: keep it working.
+        if isinstance(value, bool):
+            return "float16" if value else "none"
+        return value
 
 
 # Pillow's own decompression-bomb guard (Image.MAX_IMAGE_PIXELS, about 89 megapixels):

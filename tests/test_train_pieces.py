@@ -6,7 +6,7 @@ pytest.importorskip("tensorflow")
 from stages.dataset import cache_bytes, make_dataset  # noqa: E402
 from stages.model import make_augmentation  # noqa: E402
 from stages.params import AugmentParams, TrainParams  # noqa: E402
-from stages.train import class_weights, make_callbacks, make_optimizer  # noqa: E402
+from stages.train import class_weights, cpu_flags, dtype_policy, make_callbacks, make_optimizer  # noqa: E402
 from tests.helpers import image_tree  # noqa: E402
 
 
@@ -28,6 +28,37 @@ def test_early_stopping_only_when_asked():
     assert len(make_callbacks(TrainParams())) == 1
     callbacks = make_callbacks(TrainParams(early_stopping={"patience": 2, "monitor": "val_accuracy"}))
     assert callbacks[-1].patience == 2 and callbacks[-1].restore_best_weights
+
+
+AVX512_BF16_CPU = {"avx2", "avx512f", "avx512_bf16"}
+OLDER_CPU = {"avx2", "avx512f"}
+
+
+@pytest.mark.parametrize("setting, gpus, flags, expected", [
+    ("auto", [], AVX512_BF16_CPU, "mixed_bfloat16"),  # native bfloat16: about 2x float32 here
+    ("auto", [], {"amx_bf16"}, "mixed_bfloat16"),
+    ("auto", [], OLDER_CPU, "float32"),  # emulated bfloat16 would be slower
+    ("auto", [(8, 0)], AVX512_BF16_CPU, "mixed_float16"),  # a GPU decides, whatever the CPU
+    ("auto", [(6, 1)], AVX512_BF16_CPU, "float32"),  # no tensor cores
+    ("auto", [(8, 0), (6, 1)], set(), "float32"),  # every GPU must have them
+    ("none", [(8, 0)], AVX512_BF16_CPU, "float32"),
+    ("float16", [], set(), "mixed_float16"),  # explicit settings are obeyed
+    ("bfloat16", [], OLDER_CPU, "mixed_bfloat16"),
+])
+def test_dtype_policy_follows_the_hardware_only_on_auto(setting, gpus, flags, expected):
+    assert dtype_policy(setting, gpus, flags) == expected
+
+
+def test_old_mixed_precision_switch_still_reads():
+    assert TrainParams(mixed_precision=True).mixed_precision == "float16"
+    assert TrainParams(mixed_precision=False).mixed_precision == "none"
+
+
+def test_cpu_flags_read_from_cpuinfo(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512_bf16\n\nprocessor\t: 1\nflags\t\t: fpu avx2 avx512_bf16\n")
+    assert cpu_flags(cpuinfo) == {"fpu", "avx2", "avx512_bf16"}
+    assert cpu_flags(tmp_path / "missing") == set()
 
 
 def test_every_augmentation_knob_adds_its_layer():
