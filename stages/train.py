@@ -27,7 +27,7 @@ from stages.dataset import cache_bytes, load_image, make_dataset  # noqa: E402
 from stages.errors import run_main  # noqa: E402
 from stages.files import atomic_path, read_json, write_json  # noqa: E402
 from stages.manifest import digest, read_manifest  # noqa: E402
-from stages.model import loss_for, make_augmentation, make_model  # noqa: E402
+from stages.model import loss_for, make_augmentation, make_model, with_augmentation, with_float32_compute  # noqa: E402,E501
 from stages.params import Params, TrainParams, flatten, load_params  # noqa: E402
 from stages.serving import log_image_classifier  # noqa: E402
 
@@ -54,18 +54,20 @@ def split_files(manifest: pd.DataFrame, split: str, classes: list[str]) -> tuple
 BFLOAT16_CPU_FLAGS = {"avx512_bf16", "amx_bf16"}
 
 
-def dtype_policy(mixed_precision: str, gpu_capabilities: list[tuple[int, int]], cpu_flags: set[str]) -> str:
+def dtype_policy(mixed_precision: str, gpu_capabilities: list[tuple[int, int]], cpu_flags: set[str],
+                 onednn: bool = True) -> str:
     """The Keras dtype policy for `train.mixed_precision` on this hardware.
 
     `auto` picks what measured fastest without hurting accuracy: float16 on GPUs with tensor
     cores (compute capability 7.0+); bfloat16 on CPUs with native bfloat16 (about 2x the
     float32 speed of the default CNN on 2 AVX512-BF16 cores, test accuracy within the gate's
-    tolerance: README, "Performance"); float32 elsewhere.
+    tolerance: README, "Performance"), as long as TensorFlow's oneDNN kernels, which use it,
+    are on; float32 elsewhere.
     """
     if mixed_precision == "auto":
         if gpu_capabilities:
             return "mixed_float16" if min(gpu_capabilities) >= (7, 0) else "float32"
-        return "mixed_bfloat16" if cpu_flags & BFLOAT16_CPU_FLAGS else "float32"
+        return "mixed_bfloat16" if onednn and cpu_flags & BFLOAT16_CPU_FLAGS else "float32"
     return "float32" if mixed_precision == "none" else f"mixed_{mixed_precision}"
 
 
@@ -83,12 +85,18 @@ def gpu_capabilities() -> list[tuple[int, int]]:
     return [tuple(d.get("compute_capability", (0, 0))) for d in details]
 
 
+def policy_for_this_machine(mixed_precision: str) -> str:
+    """`dtype_policy` with this machine's GPUs, CPU flags and oneDNN switch."""
+    onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") != "0"
+    return dtype_policy(mixed_precision, gpu_capabilities(), cpu_flags(), onednn)
+
+
 def configure_tensorflow(train: TrainParams, seed: int) -> str:
     """Seeds, op determinism and the dtype policy; returns the policy (logged with the run)."""
     keras.utils.set_random_seed(seed)  # Python, NumPy and TensorFlow RNGs
     if train.deterministic:
         tf.config.experimental.enable_op_determinism()
-    policy = dtype_policy(train.mixed_precision, gpu_capabilities(), cpu_flags())
+    policy = policy_for_this_machine(train.mixed_precision)
     keras.mixed_precision.set_global_policy(policy)
     return policy
 
@@ -169,7 +177,8 @@ def run(params: Params) -> str:
         val_ds = make_dataset(val_files, val_labels, size, batch_size,
                               cache_file=cache_dir / "val" if cache_dir else None)
 
-        model = make_model((*size, 3), len(classes), params.model, make_augmentation(params.augment, params.seed))
+        classifier = make_model((*size, 3), len(classes), params.model)  # what is saved
+        model = with_augmentation(classifier, make_augmentation(params.augment, params.seed))  # what is fitted
         steps_per_epoch = -(-len(train_files) // batch_size)
         model.compile(optimizer=make_optimizer(params.train, steps_per_epoch), loss=loss_for(len(classes)),
                       metrics=["accuracy"], jit_compile=params.train.jit_compile)
@@ -199,7 +208,7 @@ def run(params: Params) -> str:
             mlflow.log_metric("train_seconds", time.perf_counter() - started)
 
             with atomic_path(paths.MODEL) as tmp:
-                model.save(tmp)
+                with_float32_compute(classifier).save(tmp)  # runs anywhere, whatever the training precision
             info = log_image_classifier(paths.MODEL, classes, size)  # raw images in, labels out
             curves = pd.DataFrame(history.history).rename_axis("epoch").reset_index()
             curves["epoch"] += 1

@@ -49,6 +49,10 @@ def test_dtype_policy_follows_the_hardware_only_on_auto(setting, gpus, flags, ex
     assert dtype_policy(setting, gpus, flags) == expected
 
 
+def test_auto_skips_bfloat16_without_onednn():  # TF_ENABLE_ONEDNN_OPTS=0: no native bfloat16 kernels
+    assert dtype_policy("auto", [], AVX512_BF16_CPU, onednn=False) == "float32"
+
+
 def test_old_mixed_precision_switch_still_reads():
     assert TrainParams(mixed_precision=True).mixed_precision == "float16"
     assert TrainParams(mixed_precision=False).mixed_precision == "none"
@@ -56,7 +60,8 @@ def test_old_mixed_precision_switch_still_reads():
 
 def test_cpu_flags_read_from_cpuinfo(tmp_path):
     cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512_bf16\n\nprocessor\t: 1\nflags\t\t: fpu avx2 avx512_bf16\n")
+    core = "processor\t: {}\nflags\t\t: fpu avx2 avx512_bf16\n"
+    cpuinfo.write_text(core.format(0) + "\n" + core.format(1))
     assert cpu_flags(cpuinfo) == {"fpu", "avx2", "avx512_bf16"}
     assert cpu_flags(tmp_path / "missing") == set()
 
@@ -64,8 +69,9 @@ def test_cpu_flags_read_from_cpuinfo(tmp_path):
 def test_every_augmentation_knob_adds_its_layer():
     knobs = AugmentParams(translation=0.1, contrast=0.2, brightness=0.1)
     names = [type(layer).__name__ for layer in make_augmentation(knobs, 0)]
-    assert names == ["RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomContrast",
-                     "RandomBrightness"]
+    assert names == ["RandomAffine", "RandomContrast", "RandomBrightness"]
+    [affine] = [layer for layer in make_augmentation(knobs, 0) if type(layer).__name__ == "RandomAffine"]
+    assert (affine.horizontal_flip, affine.rotation, affine.zoom, affine.translation) == (True, 0.1, 0.1, 0.1)
 
 
 @pytest.mark.parametrize("on_disk", [False, True])
