@@ -1,26 +1,28 @@
 """Input pipeline and training throughput, against the seed's ImageDataGenerator, in one process.
 
-    pip install -e '.[bench]' && python benchmarks/train_throughput.py [--images-per-class 500] [--epochs 2]
+    pip install -e '.[bench]' && python benchmarks/train_throughput.py [--images-per-class 1000] [--rounds 3]
 
 On the same generated 150x150 JPEGs it measures images/second for
   (a) baseline: tf_keras ImageDataGenerator.flow_from_directory with the seed's augmentation
       (rescale, rotation, zoom, horizontal flip), one pass;
   (b) our tf.data input pipeline alone: first epoch (read + decode + resize) and cached epochs;
   (c) compute only: the model's train step on one in-memory batch, repeated (no input cost);
-  (d) our end-to-end training: `fit` on (b) with in-model augmentation;
+  (d) our end-to-end training: `fit` on (b) with augmentation layers in front of the model;
   (e) `fit` fed by (a) (the same CNN without augmentation layers: the generator augments);
-plus (d) without augmentation, with XLA (on the model without augmentation: Keras does not
-XLA-compile preprocessing layers) and with deterministic ops, the fraction of step time spent waiting for
-input, and ratios against (a). (c)-(e) run under the dtype policy training uses here
-(`train.mixed_precision: auto`, or --mixed-precision), and again in float32 when that differs. Machines here are noisy, so every number comes from this one
-process and the ratios are what to compare. Results -> reports/benchmarks/train_throughput.json.
-"""
+plus (d) without augmentation, with XLA (on the model without augmentation: XLA cannot
+compile the augmentation's resampling op) and with deterministic ops, the fraction of step time
+spent waiting for input, and ratios against (a). (c)-(e) run under the dtype policy training
+uses on this machine (`train.mixed_precision: auto`, or --mixed-precision), and again in
+float32 when that differs. Machines here are noisy, so every number comes from this one
+process, (a) and (c)-(e) are the medians of interleaved rounds, and the ratios are what to
+compare. Results -> reports/benchmarks/train_throughput.json."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -33,10 +35,10 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from stages import synthetic  # noqa: E402
-from stages.dataset import make_dataset  # noqa: E402
-from stages.model import loss_for, make_augmentation, make_model  # noqa: E402
+from stages.dataset import make_dataset, without_autotune  # noqa: E402
+from stages.model import loss_for, make_augmentation, make_model, with_augmentation  # noqa: E402
 from stages.params import AugmentParams, ModelParams  # noqa: E402
-from stages.train import cpu_flags, dtype_policy, gpu_capabilities  # noqa: E402
+from stages.train import policy_for_this_machine  # noqa: E402
 
 SIZE = (150, 150)
 BATCH = 32
@@ -57,7 +59,7 @@ def compiled_model(augment: bool, jit_compile: bool = False, policy: str | None 
     if policy:
         keras.mixed_precision.set_global_policy(policy)
     layers = make_augmentation(AugmentParams(), seed=1) if augment else []
-    model = make_model((*SIZE, 3), 2, ModelParams(), layers)
+    model = with_augmentation(make_model((*SIZE, 3), 2, ModelParams()), layers)
     model.compile(keras.optimizers.Adam(1e-3), loss_for(2), metrics=["accuracy"], jit_compile=jit_compile)
     return model
 
@@ -72,13 +74,16 @@ def baseline_generator(folder: Path):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images-per-class", type=int, default=500)
-    parser.add_argument("--epochs", type=int, default=2, help="timed epochs of fit per variant (after a warm-up)")
+    # 2,000 images, as the default pipeline: every epoch then outlasts the ~5 s for which
+    # tf.data's autotuner holds up an iterator's end (stages/dataset.py), which would
+    # otherwise stretch the short epochs of (e), whose dataset Keras builds with it on.
+    parser.add_argument("--images-per-class", type=int, default=1000)
+    parser.add_argument("--rounds", type=int, default=3, help="timed epochs per variant, interleaved (median)")
     parser.add_argument("--mixed-precision", choices=["auto", "none", "float16", "bfloat16"], default="auto",
                         help="as train.mixed_precision (default: auto, as training)")
     args = parser.parse_args()
     keras.utils.set_random_seed(1)
-    policy = dtype_policy(args.mixed_precision, gpu_capabilities(), cpu_flags())
+    policy = policy_for_this_machine(args.mixed_precision)
     keras.mixed_precision.set_global_policy(policy)
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -89,9 +94,11 @@ def main() -> None:
         n = len(files)
         results: dict[str, float] = {}
 
-        # (a) the seed's ImageDataGenerator, one pass over the data.
+        # (a) the seed's ImageDataGenerator, one pass over the data (timed in the rounds below).
         iterator = baseline_generator(folder)
-        results["a_imagedatagenerator"] = rate(n, timed(lambda: [iterator[i] for i in range(len(iterator))]))
+
+        def generator_pass(_: None) -> float:
+            return rate(n, timed(lambda: [iterator[i] for i in range(len(iterator))]))
 
         # (b) our input pipeline alone: epoch 1 decodes and fills the cache, later epochs replay it.
         ds = make_dataset(files, labels, SIZE, BATCH, shuffle_seed=1)
@@ -100,47 +107,57 @@ def main() -> None:
 
         x, y = next(iter(ds))
         steps = n // BATCH
-        in_memory = tf.data.Dataset.from_tensors((x, y)).repeat(steps).prefetch(2)
-
-        def compute_only(model: keras.Model) -> float:
-            """(c): one in-memory batch repeated, so input costs nothing."""
-            model.fit(in_memory, epochs=1, verbose=0)  # warm-up: tracing and allocation
-            return rate(steps * BATCH * args.epochs, timed(lambda: model.fit(in_memory, epochs=args.epochs, verbose=0)))
-
-        def end_to_end(model: keras.Model) -> float:
-            """(d): our pipeline (cached) + in-model augmentation + the model."""
-            model.fit(ds, epochs=1, verbose=0)  # warm-up epoch
-            return rate(n * args.epochs, timed(lambda: model.fit(ds, epochs=args.epochs, verbose=0)))
+        in_memory = without_autotune(tf.data.Dataset.from_tensors((x, y)).repeat(steps).prefetch(2))
 
         def generator_epoch():
             for i in range(len(iterator)):
                 yield iterator[i]
 
-        def fit_on_generator(model: keras.Model) -> float:
-            """(e): fit fed by the seed's generator (it augments; the model does not)."""
-            model.fit(generator_epoch(), steps_per_epoch=len(iterator), epochs=1, verbose=0)
+        # Each variant: (model, one timed epoch -> images/s).
+        def compute_only(model: keras.Model) -> float:  # (c) one in-memory batch repeated: no input cost
+            return rate(steps * BATCH, timed(lambda: model.fit(in_memory, epochs=1, verbose=0)))
+
+        def end_to_end(model: keras.Model) -> float:  # (d) our pipeline (cached) + augmentation + model
+            return rate(n, timed(lambda: model.fit(ds, epochs=1, verbose=0)))
+
+        def fit_on_generator(model: keras.Model) -> float:  # (e) the seed's generator augments, the model not
             return rate(n, timed(lambda: model.fit(generator_epoch(), steps_per_epoch=len(iterator), epochs=1,
                                                     verbose=0)))
 
-        results["c_compute_only"] = compute_only(compiled_model(augment=True, policy=policy))
-        results["d_end_to_end"] = end_to_end(compiled_model(augment=True, policy=policy))
-        results["d_without_augmentation"] = end_to_end(compiled_model(augment=False, policy=policy))
-        # Keras compiles no model holding preprocessing layers with XLA (it warns and falls
-        # back), so XLA is measured on the model without augmentation.
-        results["d_without_augmentation_xla"] = end_to_end(compiled_model(augment=False, jit_compile=True,
-                                                                          policy=policy))
-        results["e_fit_on_imagedatagenerator"] = fit_on_generator(compiled_model(augment=False, policy=policy))
+        variants = {
+            "a_imagedatagenerator": (None, generator_pass),
+            "c_compute_only": (compiled_model(augment=True, policy=policy), compute_only),
+            "d_end_to_end": (compiled_model(augment=True, policy=policy), end_to_end),
+            "d_without_augmentation": (compiled_model(augment=False, policy=policy), end_to_end),
+            "e_fit_on_imagedatagenerator": (compiled_model(augment=False, policy=policy), fit_on_generator),
+        }
         if policy != "float32":  # the same three in float32, to show what the policy buys
-            results["c_compute_only_float32"] = compute_only(compiled_model(augment=True, policy="float32"))
-            results["d_end_to_end_float32"] = end_to_end(compiled_model(augment=True, policy="float32"))
-            results["e_fit_on_imagedatagenerator_float32"] = fit_on_generator(
-                compiled_model(augment=False, policy="float32"))
+            variants["c_compute_only_float32"] = (compiled_model(augment=True, policy="float32"), compute_only)
+            variants["d_end_to_end_float32"] = (compiled_model(augment=True, policy="float32"), end_to_end)
+            variants["e_fit_on_imagedatagenerator_float32"] = (compiled_model(augment=False, policy="float32"),
+                                                               fit_on_generator)
+        for model, epoch in variants.values():
+            epoch(model)  # warm-up: tracing and allocation
+        # Rounds interleave the variants, so a slow spell of this shared machine hits all of
+        # them alike; the median of the rounds is reported.
+        samples: dict[str, list[float]] = {name: [] for name in variants}
+        for _ in range(args.rounds):
+            for name, (model, epoch) in variants.items():
+                samples[name].append(epoch(model))
+        results.update({name: statistics.median(values) for name, values in samples.items()})
+        results = dict(sorted(results.items()))  # (a), (b), (c), ... in order
 
-        # Deterministic ops last: the switch cannot be turned off again in this process, so
-        # (d) is measured again just before, to see how much the machine drifted meanwhile.
-        results["d_end_to_end_again"] = end_to_end(compiled_model(augment=True, policy=policy))
+        # XLA cannot compile the augmentation's resampling op (Keras then falls back to no XLA,
+        # with a warning), so XLA is measured on the model without augmentation.
+        xla = compiled_model(augment=False, jit_compile=True, policy=policy)
+        end_to_end(xla)
+        results["d_without_augmentation_xla"] = end_to_end(xla)
+
+        # Deterministic ops last: the switch cannot be turned off again in this process.
         tf.config.experimental.enable_op_determinism()
-        results["d_deterministic_ops"] = end_to_end(compiled_model(augment=True, policy=policy))
+        deterministic = compiled_model(augment=True, policy=policy)
+        end_to_end(deterministic)
+        results["d_deterministic_ops"] = statistics.median(end_to_end(deterministic) for _ in range(args.rounds))
 
     base = results["a_imagedatagenerator"]
     report = {
@@ -150,11 +167,13 @@ def main() -> None:
         "cpu_cores": os.cpu_count(),
         "dtype_policy": policy,
         "images_per_second": {k: round(v, 1) for k, v in results.items()},
+        "rounds_images_per_second": {k: [round(v, 1) for v in values] for k, values in samples.items()},
         "ratio_to_a": {k: round(v / base, 2) for k, v in results.items()},
         "d_over_c": round(results["d_end_to_end"] / results["c_compute_only"], 3),
         "input_wait_fraction": round(max(0.0, 1 - results["d_end_to_end"] / results["c_compute_only"]), 3),
         "epoch_speedup_d_over_e": round(results["d_end_to_end"] / results["e_fit_on_imagedatagenerator"], 2),
-        "deterministic_cost": round(1 - results["d_deterministic_ops"] / results["d_end_to_end_again"], 3),
+        "rounds": args.rounds,
+        "deterministic_cost": round(1 - results["d_deterministic_ops"] / results["d_end_to_end"], 3),
         "xla_speedup": round(results["d_without_augmentation_xla"] / results["d_without_augmentation"], 2),
     }
     if policy != "float32":
