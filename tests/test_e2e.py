@@ -56,6 +56,14 @@ def test_dvc_repro_runs_every_stage_and_logs_to_mlflow(repo):
     [mlrun] = client.search_runs([experiment.experiment_id])
     assert mlrun.data.params["train.epochs"] == "1"
     assert mlrun.data.params["images.size"] == "[32, 32]"
+    # The precision `train.mixed_precision: auto` chose on this machine is logged, and the saved
+    # model computes in float32 whatever precision trained it.
+    from stages.train import policy_for_this_machine
+
+    assert mlrun.data.params["dtype_policy"] == policy_for_this_machine("auto")
+    keras = pytest.importorskip("keras")
+    model = keras.models.load_model(repo / "models/model.keras")
+    assert {layer.compute_dtype for layer in model.layers} == {"float32"}
     assert mlrun.data.metrics["test_accuracy"] == pytest.approx(metrics["accuracy"])
     assert {"train_loss", "val_loss", "val_accuracy"} <= set(mlrun.data.metrics)
     assert mlrun.data.tags["git.commit"] == run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
