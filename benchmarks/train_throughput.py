@@ -38,7 +38,7 @@ from stages import synthetic  # noqa: E402
 from stages.dataset import make_dataset, without_autotune  # noqa: E402
 from stages.model import loss_for, make_augmentation, make_model, with_augmentation  # noqa: E402
 from stages.params import AugmentParams, ModelParams  # noqa: E402
-from stages.train import policy_for_this_machine  # noqa: E402
+from stages.precision import policy_for_this_machine  # noqa: E402
 
 SIZE = (150, 150)
 BATCH = 32

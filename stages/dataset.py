@@ -60,13 +60,14 @@ def make_dataset(
     Decoded images are cached in memory, or in `cache_file` on disk when given (for datasets
     larger than RAM: the first epoch writes it, later epochs stream it instead of decoding).
     """
+    workers = parallel_calls()
     ds = tf.data.Dataset.from_tensor_slices(([str(f) for f in files], list(labels)))
-    ds = ds.map(lambda f, y: (load_image(f, size), y), num_parallel_calls=parallel_calls(), deterministic=True)
+    ds = ds.map(lambda f, y: (load_image(f, size), y), num_parallel_calls=workers, deterministic=True)
     ds = ds.cache(str(cache_file) if cache_file else "")
     if shuffle_seed is not None:
         # A full-dataset buffer is a perfect shuffle but holds every image in RAM, which a
         # disk cache exists to avoid; there the buffer is capped.
         buffer = len(files) if cache_file is None else min(len(files), DISK_SHUFFLE_BUFFER)
         ds = ds.shuffle(buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size).map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=parallel_calls())
+    ds = ds.batch(batch_size).map(lambda x, y: (tf.cast(x, tf.float32), y), num_parallel_calls=workers)
     return without_autotune(ds.prefetch(PREFETCH_BATCHES))

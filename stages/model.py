@@ -41,10 +41,10 @@ class RandomAffine(layers.Layer):
     Keras' RandomRotation, RandomZoom and RandomTranslation each resample the whole batch:
     chained with RandomFlip (flip, rotation, zoom) they took 0.78 ms per 150x150 image on the
     2-core dev CPU, this layer 0.38 ms, and the image is interpolated once instead of twice
-    (three times with translation), so it stays sharper. The seed's ImageDataGenerator also composed its moves into
-    one matrix. Ranges follow the Keras
-    layers: rotation as a fraction of a full turn, zoom and translation as fractions of the
-    image size; edges are filled by reflection. Identity outside training.
+    (three times with translation), so it stays sharper. The seed's ImageDataGenerator also
+    composed its moves into one matrix. Ranges follow the Keras layers: rotation as a
+    fraction of a full turn, zoom and translation as fractions of the image size; edges are
+    filled by reflection. Identity outside training.
     """
 
     def __init__(self, horizontal_flip: bool = True, rotation: float = 0.0, zoom: float = 0.0,

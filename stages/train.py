@@ -27,8 +27,15 @@ from stages.dataset import cache_bytes, load_image, make_dataset  # noqa: E402
 from stages.errors import run_main  # noqa: E402
 from stages.files import atomic_path, read_json, write_json  # noqa: E402
 from stages.manifest import digest, read_manifest  # noqa: E402
-from stages.model import loss_for, make_augmentation, make_model, with_augmentation, with_float32_compute  # noqa: E402,E501
+from stages.model import (  # noqa: E402
+    loss_for,
+    make_augmentation,
+    make_model,
+    with_augmentation,
+    with_float32_compute,
+)
 from stages.params import Params, TrainParams, flatten, load_params  # noqa: E402
+from stages.precision import policy_for_this_machine  # noqa: E402
 from stages.serving import log_image_classifier  # noqa: E402
 
 PIPELINE_VERSION = "0.1.0"
@@ -47,48 +54,6 @@ def split_files(manifest: pd.DataFrame, split: str, classes: list[str]) -> tuple
     rows = manifest[manifest["split"] == split]
     files = rows["file"].tolist()  # validate's choice: the raw file, or its normalised copy under data/normalized
     return files, [classes.index(label) for label in rows["label"]]
-
-
-# CPU flags of native bfloat16 arithmetic (AVX512-BF16 dot products, AMX tiles): without
-# them TensorFlow emulates bfloat16 and mixed precision is slower than float32.
-BFLOAT16_CPU_FLAGS = {"avx512_bf16", "amx_bf16"}
-
-
-def dtype_policy(mixed_precision: str, gpu_capabilities: list[tuple[int, int]], cpu_flags: set[str],
-                 onednn: bool = True) -> str:
-    """The Keras dtype policy for `train.mixed_precision` on this hardware.
-
-    `auto` picks what measured fastest without hurting accuracy: float16 on GPUs with tensor
-    cores (compute capability 7.0+); bfloat16 on CPUs with native bfloat16 (about 2x the
-    float32 speed of the default CNN on 2 AVX512-BF16 cores, test accuracy within the gate's
-    tolerance: README, "Performance"), as long as TensorFlow's oneDNN kernels, which use it,
-    are on; float32 elsewhere.
-    """
-    if mixed_precision == "auto":
-        if gpu_capabilities:
-            return "mixed_float16" if min(gpu_capabilities) >= (7, 0) else "float32"
-        return "mixed_bfloat16" if onednn and cpu_flags & BFLOAT16_CPU_FLAGS else "float32"
-    return "float32" if mixed_precision == "none" else f"mixed_{mixed_precision}"
-
-
-def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> set[str]:
-    """The CPU's feature flags (Linux); empty where /proc/cpuinfo does not exist."""
-    try:
-        text = cpuinfo.read_text()
-    except OSError:
-        return set()
-    return {flag for line in text.splitlines() if line.startswith("flags") for flag in line.split(":", 1)[1].split()}
-
-
-def gpu_capabilities() -> list[tuple[int, int]]:
-    details = (tf.config.experimental.get_device_details(gpu) for gpu in tf.config.list_physical_devices("GPU"))
-    return [tuple(d.get("compute_capability", (0, 0))) for d in details]
-
-
-def policy_for_this_machine(mixed_precision: str) -> str:
-    """`dtype_policy` with this machine's GPUs, CPU flags and oneDNN switch."""
-    onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") != "0"
-    return dtype_policy(mixed_precision, gpu_capabilities(), cpu_flags(), onednn)
 
 
 def configure_tensorflow(train: TrainParams, seed: int) -> str:

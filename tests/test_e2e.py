@@ -58,7 +58,7 @@ def test_dvc_repro_runs_every_stage_and_logs_to_mlflow(repo):
     assert mlrun.data.params["images.size"] == "[32, 32]"
     # The precision `train.mixed_precision: auto` chose on this machine is logged, and the saved
     # model computes in float32 whatever precision trained it.
-    from stages.train import policy_for_this_machine
+    from stages.precision import policy_for_this_machine
 
     assert mlrun.data.params["dtype_policy"] == policy_for_this_machine("auto")
     keras = pytest.importorskip("keras")

@@ -6,7 +6,8 @@ pytest.importorskip("tensorflow")
 from stages.dataset import cache_bytes, make_dataset  # noqa: E402
 from stages.model import make_augmentation  # noqa: E402
 from stages.params import AugmentParams, TrainParams  # noqa: E402
-from stages.train import class_weights, cpu_flags, dtype_policy, make_callbacks, make_optimizer  # noqa: E402
+from stages.precision import cpu_flags, dtype_policy  # noqa: E402
+from stages.train import class_weights, make_callbacks, make_optimizer  # noqa: E402
 from tests.helpers import image_tree  # noqa: E402
 
 
